@@ -27,7 +27,9 @@ impl Interval {
         let start = match self {
             Interval::Day => d,
             Interval::Week => d - Duration::days(i64::from(d.weekday().num_days_from_monday())),
-            Interval::Month => NaiveDate::from_ymd_opt(d.year(), d.month(), 1).expect("day 1 exists"),
+            Interval::Month => {
+                NaiveDate::from_ymd_opt(d.year(), d.month(), 1).expect("day 1 exists")
+            }
         };
         midnight(start)
     }
@@ -41,9 +43,13 @@ impl Interval {
             Interval::Month => {
                 let months = Months::new(n.unsigned_abs().min(u64::from(u32::MAX)) as u32);
                 if n >= 0 {
-                    start.checked_add_months(months).expect("month arithmetic in range")
+                    start
+                        .checked_add_months(months)
+                        .expect("month arithmetic in range")
                 } else {
-                    start.checked_sub_months(months).expect("month arithmetic in range")
+                    start
+                        .checked_sub_months(months)
+                        .expect("month arithmetic in range")
                 }
             }
         }
@@ -52,12 +58,18 @@ impl Interval {
     /// Bounds of the interval containing `t`.
     pub fn bounds_containing(self, t: DateTime<Utc>) -> PartitionBounds {
         let from = self.floor(t);
-        PartitionBounds { from, to: self.shift(from, 1) }
+        PartitionBounds {
+            from,
+            to: self.shift(from, 1),
+        }
     }
 
     /// Bounds of the interval starting at aligned `from`.
     pub fn bounds_from(self, from: DateTime<Utc>) -> PartitionBounds {
-        PartitionBounds { from, to: self.shift(from, 1) }
+        PartitionBounds {
+            from,
+            to: self.shift(from, 1),
+        }
     }
 
     /// The partition-name suffix for the interval starting at `from`
@@ -113,7 +125,9 @@ impl FromStr for Interval {
             "day" | "daily" => Ok(Interval::Day),
             "week" | "weekly" => Ok(Interval::Week),
             "month" | "monthly" => Ok(Interval::Month),
-            other => Err(format!("unknown interval {other:?}: expected month, week or day")),
+            other => Err(format!(
+                "unknown interval {other:?}: expected month, week or day"
+            )),
         }
     }
 }
@@ -198,7 +212,9 @@ impl fmt::Display for RetentionPeriod {
 impl FromStr for RetentionPeriod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || format!("invalid retention {s:?}: expected \"N months\", \"N weeks\" or \"N days\" with N ≥ 1");
+        let err = || {
+            format!("invalid retention {s:?}: expected \"N months\", \"N weeks\" or \"N days\" with N ≥ 1")
+        };
         let mut parts = s.split_whitespace();
         let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(err());
@@ -234,9 +250,15 @@ pub fn partition_name(table: &str, interval: Interval, from: DateTime<Utc>) -> S
 
 /// Bounds of the partitions from the one containing `now` through `premake` intervals
 /// ahead, in order: `premake + 1` partitions.
-pub fn premake_window(interval: Interval, now: DateTime<Utc>, premake: u32) -> Vec<PartitionBounds> {
+pub fn premake_window(
+    interval: Interval,
+    now: DateTime<Utc>,
+    premake: u32,
+) -> Vec<PartitionBounds> {
     let start = interval.floor(now);
-    (0..=i64::from(premake)).map(|k| interval.bounds_from(interval.shift(start, k))).collect()
+    (0..=i64::from(premake))
+        .map(|k| interval.bounds_from(interval.shift(start, k)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -252,7 +274,10 @@ mod tests {
         let b = Interval::Month.bounds_containing(at("2026-05-31T23:59:59Z"));
         assert_eq!(b.from, at("2026-05-01T00:00:00Z"));
         assert_eq!(b.to, at("2026-06-01T00:00:00Z"));
-        assert_eq!(partition_name("archon_ga4_events", Interval::Month, b.from), "archon_ga4_events_2026_05");
+        assert_eq!(
+            partition_name("archon_ga4_events", Interval::Month, b.from),
+            "archon_ga4_events_2026_05"
+        );
         assert_eq!(sql_literal(b.from), "2026-05-01 00:00:00+00");
     }
 
@@ -280,15 +305,34 @@ mod tests {
 
     #[test]
     fn cutoff_clamps_like_postgres() {
-        assert_eq!(RetentionPeriod::Months(1).cutoff(at("2026-03-31T10:00:00Z")), at("2026-02-28T10:00:00Z"));
-        assert_eq!(RetentionPeriod::Months(24).cutoff(at("2026-11-24T00:00:00Z")), at("2024-11-24T00:00:00Z"));
+        assert_eq!(
+            RetentionPeriod::Months(1).cutoff(at("2026-03-31T10:00:00Z")),
+            at("2026-02-28T10:00:00Z")
+        );
+        assert_eq!(
+            RetentionPeriod::Months(24).cutoff(at("2026-11-24T00:00:00Z")),
+            at("2024-11-24T00:00:00Z")
+        );
     }
 
     #[test]
     fn retention_parsing() {
-        assert_eq!("24 months".parse::<RetentionPeriod>().unwrap(), RetentionPeriod::Months(24));
-        assert_eq!("1 week".parse::<RetentionPeriod>().unwrap(), RetentionPeriod::Weeks(1));
-        for bad in ["", "24", "0 days", "-1 days", "3 fortnights", "3 months extra"] {
+        assert_eq!(
+            "24 months".parse::<RetentionPeriod>().unwrap(),
+            RetentionPeriod::Months(24)
+        );
+        assert_eq!(
+            "1 week".parse::<RetentionPeriod>().unwrap(),
+            RetentionPeriod::Weeks(1)
+        );
+        for bad in [
+            "",
+            "24",
+            "0 days",
+            "-1 days",
+            "3 fortnights",
+            "3 months extra",
+        ] {
             assert!(bad.parse::<RetentionPeriod>().is_err(), "{bad:?} accepted");
         }
     }

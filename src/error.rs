@@ -1,0 +1,25 @@
+//! The library's error type. The binary maps it to exit codes: configuration and usage
+//! problems are 2, database and DDL failures are 1.
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database is not shaped the way the configuration says (not partitioned, wrong
+    /// partition key, missing table…).
+    #[error("{table}: {message}")]
+    Catalog { table: String, message: String },
+}
+
+impl Error {
+    /// True when the problem is in what the operator wrote (config, flags), not at run time.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Config(_))
+    }
+}

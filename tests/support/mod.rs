@@ -1,0 +1,224 @@
+//! Test databases on the throwaway cluster that `scripts/test.sh` starts.
+//!
+//! Each test gets its own database, so tests run in parallel: `TestDb::migrated()` copies a
+//! template that the migrations were applied to once per cluster (by the maintenance role,
+//! `partwarden`, a non-superuser), `TestDb::empty()` is a bare database with pgvector.
+//! Without the cluster a test fails with the reason; it never skips.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+pub const OWNER_ROLE: &str = "partwarden";
+pub const APP_ROLE: &str = "app_user";
+const TEMPLATE: &str = "pw_template_migrated";
+
+pub fn admin_url() -> String {
+    std::env::var("PW_TEST_ADMIN_URL").unwrap_or_else(|_| {
+        panic!(
+            "PW_TEST_ADMIN_URL is not set. The database tests run against the throwaway \
+             PostgreSQL 18 + pgvector that scripts/test.sh installs and starts: run \
+             `scripts/test.sh` (extra cargo test arguments after `--`), or export \
+             PW_TEST_ADMIN_URL=postgres://postgres@127.0.0.1:PORT/postgres and PW_TEST_PG_BIN."
+        )
+    })
+}
+
+/// The directory with psql, pg_ctl… of the test cluster.
+pub fn pg_bin() -> PathBuf {
+    PathBuf::from(std::env::var("PW_TEST_PG_BIN").unwrap_or_else(|_| {
+        panic!("PW_TEST_PG_BIN is not set: run the tests through scripts/test.sh")
+    }))
+}
+
+/// `url` with its user and database replaced.
+pub fn url_for(user: &str, db: &str) -> String {
+    let admin = admin_url();
+    let rest = admin
+        .split_once('@')
+        .map(|(_, r)| r)
+        .expect("admin url has user@host");
+    let hostport = rest.split('/').next().unwrap();
+    format!("postgres://{user}@{hostport}/{db}")
+}
+
+async fn admin_conn(db: &str) -> PgConnection {
+    PgConnection::connect(&url_for("postgres", db))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test cluster at {}: {e}", admin_url()))
+}
+
+fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let clean: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(30)
+        .collect();
+    format!("pw_{clean}_{}_{n}", std::process::id())
+}
+
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    /// A fresh database owned by the maintenance role, with pgvector created (a superuser
+    /// step: the extension is not trusted) and nothing else.
+    pub async fn empty(label: &str) -> TestDb {
+        let name = unique_name(label);
+        let mut admin = admin_conn("postgres").await;
+        admin
+            .execute(format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}").as_str())
+            .await
+            .expect("create test database");
+        drop(admin);
+        let mut su = admin_conn(&name).await;
+        su.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            .await
+            .expect("create extension vector");
+        TestDb { name }
+    }
+
+    /// A fresh copy of a database the migrations were applied to.
+    pub async fn migrated(label: &str) -> TestDb {
+        ensure_template().await;
+        let name = unique_name(label);
+        let mut admin = admin_conn("postgres").await;
+        admin
+            .execute(
+                format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE} OWNER {OWNER_ROLE}").as_str(),
+            )
+            .await
+            .expect("create test database from template");
+        TestDb { name }
+    }
+
+    pub fn owner_url(&self) -> String {
+        url_for(OWNER_ROLE, &self.name)
+    }
+    pub fn app_url(&self) -> String {
+        url_for(APP_ROLE, &self.name)
+    }
+    pub fn superuser_url(&self) -> String {
+        url_for("postgres", &self.name)
+    }
+
+    pub async fn owner_pool(&self) -> PgPool {
+        pool(&self.owner_url()).await
+    }
+    pub async fn app_pool(&self) -> PgPool {
+        pool(&self.app_url()).await
+    }
+    pub async fn superuser_pool(&self) -> PgPool {
+        pool(&self.superuser_url()).await
+    }
+
+    /// Runs `psql -f file` as `user` against this database; returns (success, stdout+stderr).
+    pub fn psql_file(&self, user: &str, file: &std::path::Path) -> (bool, String) {
+        let out = std::process::Command::new(pg_bin().join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &url_for(user, &self.name),
+                "-f",
+            ])
+            .arg(file)
+            .output()
+            .expect("run psql");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
+pub async fn pool(url: &str) -> PgPool {
+    let opts: PgConnectOptions = url.parse().expect("test url");
+    PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+/// Builds the migrated template once per cluster; parallel test processes wait on an
+/// advisory lock.
+async fn ensure_template() {
+    let mut admin = admin_conn("postgres").await;
+    admin
+        .execute("SELECT pg_advisory_lock(7_420_001)")
+        .await
+        .unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(TEMPLATE)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    if !exists {
+        let building = format!("{TEMPLATE}_building");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {building}").as_str())
+            .await
+            .unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {building} OWNER {OWNER_ROLE}").as_str())
+            .await
+            .unwrap();
+        {
+            let mut su = admin_conn(&building).await;
+            su.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                .await
+                .unwrap();
+            su.close().await.unwrap();
+        }
+        {
+            let owner = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url_for(OWNER_ROLE, &building))
+                .await
+                .unwrap();
+            partwarden::migrate::run(&owner)
+                .await
+                .expect("migrations apply to the template");
+            owner.close().await;
+        }
+        admin
+            .execute(format!("ALTER DATABASE {building} RENAME TO {TEMPLATE}").as_str())
+            .await
+            .unwrap();
+    }
+    admin
+        .execute("SELECT pg_advisory_unlock(7_420_001)")
+        .await
+        .unwrap();
+}
+
+/// Runs a statement as the given pool's role with a tenant set, in one transaction.
+pub async fn with_tenant<'a>(tx: &mut sqlx::Transaction<'a, sqlx::Postgres>, tenant: Option<&str>) {
+    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
+        .bind(tenant.unwrap_or(""))
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
