@@ -133,7 +133,7 @@ impl FromStr for Interval {
 }
 
 /// A half-open range `[from, to)` of a range partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PartitionBounds {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

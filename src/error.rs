@@ -15,6 +15,16 @@ pub enum Error {
     /// partition key, missing table…).
     #[error("{table}: {message}")]
     Catalog { table: String, message: String },
+    /// A DDL step failed (after its retries, when the failure was a lock timeout).
+    #[error("{table}: {action}: {message}")]
+    Ddl {
+        table: String,
+        action: String,
+        message: String,
+    },
+    /// Another partwarden holds the maintenance advisory lock on this database.
+    #[error("another partwarden is maintaining this database (advisory lock {0} is held); try again later")]
+    Busy(i64),
 }
 
 impl Error {

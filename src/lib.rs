@@ -1,7 +1,20 @@
-//! partwarden: keeps PostgreSQL time-partitioned tables healthy.
+//! partwarden keeps PostgreSQL time-partitioned tables healthy: it creates future
+//! partitions, expires old ones by a retention policy, keeps every partition's indexes and
+//! row-level security in line with the parent's, and reports it all as metrics.
+//!
+//! The shape: [`config`] (validated) and a [`catalog`] snapshot go into the pure
+//! [`plan`]ner, whose [`plan::Plan`] of actions the [`apply`] executor runs online.
+//! [`PartitionManager`] is the API the CLI and the daemon are thin layers over.
+pub mod apply;
 pub mod calendar;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod ident;
+pub mod manager;
 pub mod migrate;
+pub mod plan;
+pub mod status;
+
+pub use manager::{MaintenanceReport, PartitionManager, RunOptions, RunReport};

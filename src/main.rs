@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 
 use partwarden::config::{Config, LogFormat};
 use partwarden::error::Error;
+use partwarden::manager::{run_maintenance, MaintenanceLock, RunOptions, MAINTENANCE_LOCK_KEY};
+
+mod cli;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -126,9 +129,27 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command {
             Command::Migrate => migrate(&config).await,
             Command::CheckConfig { .. } => unreachable!("handled above"),
-            Command::Run | Command::Maintain { .. } | Command::Status { .. } => {
-                anyhow::bail!("this command is not implemented yet")
+            Command::Maintain {
+                dry_run,
+                table,
+                now,
+            } => {
+                maintain(
+                    &config,
+                    RunOptions {
+                        now,
+                        dry_run,
+                        only_table: table,
+                    },
+                )
+                .await
             }
+            Command::Status { json, now } => {
+                status(&config, json, now.unwrap_or_else(Utc::now)).await
+            }
+            Command::Run => anyhow::bail!(
+                "`run` (the daemon) is not implemented yet; use `maintain` from cron meanwhile"
+            ),
         }
     })
 }
@@ -147,13 +168,112 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     let url = config.database_url().map_err(Error::from)?;
-    let pool = partwarden::db::pool(
+    Ok(partwarden::db::pool(
         url.expose(),
         &partwarden::db::SessionSettings::from(&config.database),
     )
-    .map_err(Error::from)?;
+    .map_err(Error::from)?)
+}
+
+async fn maintain(config: &Config, opts: RunOptions) -> anyhow::Result<ExitCode> {
+    if let Some(t) = &opts.only_table {
+        config.find_table(t).map_err(Error::from)?;
+    }
+    let pool = pool(config)?;
+    let report = if opts.dry_run {
+        let mut conn = pool.acquire().await.map_err(Error::from)?;
+        run_maintenance(&pool, &mut conn, config, &opts).await?
+    } else {
+        let mut lock = MaintenanceLock::try_acquire(&pool)
+            .await?
+            .ok_or(Error::Busy(MAINTENANCE_LOCK_KEY))?;
+        let report = run_maintenance(&pool, lock.conn(), config, &opts).await?;
+        lock.release().await?;
+        report
+    };
+    print!("{}", cli::render::run_report(&report));
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    use partwarden::{catalog, plan, status};
+    let pool = pool(config)?;
+    let mut conn = pool.acquire().await.map_err(Error::from)?;
+    let mut ok = true;
+    let mut tables = Vec::new();
+    let mut text = String::new();
+    for table in &config.tables {
+        match catalog::read_table(&mut conn, table).await {
+            Ok(snap) => {
+                let stats = status::all_stats(&snap);
+                let coverage = status::coverage(&snap, now);
+                let plan = plan::plan_table(table, &snap, now);
+                let (missing, invalid) = status::index_health(&snap);
+                text.push_str(&cli::render::status_table(
+                    &table.label(),
+                    &stats,
+                    &coverage,
+                    now,
+                ));
+                if !plan.is_empty() {
+                    text.push_str(&format!(
+                        "  {} maintenance action(s) pending: `partwarden maintain --dry-run` shows them\n",
+                        plan.actions.len()
+                    ));
+                }
+                for n in &plan.notes {
+                    text.push_str(&format!("  note: {n}\n"));
+                }
+                tables.push(serde_json::json!({
+                    "table": table.label(),
+                    "interval": table.interval,
+                    "premake": table.premake,
+                    "retention": table.retention.to_string(),
+                    "retention_mode": table.retention_mode,
+                    "partitions": stats,
+                    "partition_count": snap.partitions.len(),
+                    "future_partitions": coverage.future_partitions,
+                    "covered_until": coverage.covered_until,
+                    "future_coverage_seconds": coverage.seconds_ahead,
+                    "default_partition_rows": snap.default_partition.as_ref().map(|d| d.rows()),
+                    "indexes_missing": missing,
+                    "indexes_invalid": invalid,
+                    "estimated_rows": snap.rows_estimate(),
+                    "pending_actions": plan.actions,
+                    "notes": plan.notes,
+                }));
+            }
+            Err(e) => {
+                ok = false;
+                text.push_str(&format!("{}: ERROR: {e}\n", table.label()));
+                tables.push(serde_json::json!({ "table": table.label(), "error": e.to_string() }));
+            }
+        }
+    }
+    if json {
+        let doc = serde_json::json!({ "now": now, "tables": tables });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("rendering JSON")?
+        );
+    } else {
+        print!("{text}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+    let pool = pool(config)?;
     let applied = partwarden::migrate::run(&pool).await?;
     if applied.is_empty() {
         println!("migrations: up to date");

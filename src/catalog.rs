@@ -1,0 +1,445 @@
+//! Catalog reader: one query per managed table gives everything the planner and the
+//! metrics need — partitions with bounds parsed from `pg_get_expr(relpartbound)` (never
+//! from names), the default partition, estimated rows (`reltuples`, never `count(*)`),
+//! sizes, the parent's indexes and each partition's matching indexes with validity,
+//! row-level security, and partitions left "detach pending".
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use crate::calendar::PartitionBounds;
+use crate::config::TableConfig;
+use crate::error::Error;
+
+/// One row-level security policy as the catalog has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    /// `ALL`, `SELECT`, `INSERT`, `UPDATE` or `DELETE`.
+    pub cmd: String,
+    pub permissive: bool,
+    /// Role names, quoted where needed; `PUBLIC` for everyone.
+    pub roles: Vec<String>,
+    pub qual: Option<String>,
+    pub with_check: Option<String>,
+}
+
+/// An index of the partitioned parent (it cascades to every partition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentIndex {
+    pub oid: i64,
+    pub name: String,
+    pub am: String,
+    /// `pg_get_indexdef`.
+    pub definition: String,
+    /// Backs a constraint (primary key, unique): built by ATTACH, not by partwarden.
+    pub is_constraint: bool,
+    pub is_unique: bool,
+    pub valid: bool,
+}
+
+/// An index on one partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionIndex {
+    pub oid: i64,
+    pub name: String,
+    pub am: String,
+    pub valid: bool,
+    /// The parent index this one is attached to, if any.
+    pub parent_index: Option<i64>,
+    pub comment: Option<String>,
+    pub size_bytes: i64,
+    pub definition: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partition {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    /// `pg_get_expr(relpartbound)` as read.
+    pub bound_expr: String,
+    /// Parsed bounds; `None` for the default partition and for MINVALUE/MAXVALUE bounds.
+    pub bounds: Option<PartitionBounds>,
+    pub is_default: bool,
+    pub detach_pending: bool,
+    /// `pg_class.reltuples`: an estimate, -1 when never analyzed.
+    pub rows_estimate: f64,
+    pub total_bytes: i64,
+    pub index_bytes: i64,
+    pub size_pretty: String,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub policies: Vec<Policy>,
+    pub indexes: Vec<PartitionIndex>,
+}
+
+impl Partition {
+    /// Rows, treating "never analyzed" as 0.
+    pub fn rows(&self) -> u64 {
+        if self.rows_estimate > 0.0 {
+            self.rows_estimate.round() as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// Everything about one managed table at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableSnapshot {
+    pub schema: String,
+    pub name: String,
+    pub oid: i64,
+    pub key_column: String,
+    pub key_type: String,
+    /// The parent's columns in order (the column list used to move rows).
+    pub columns: Vec<String>,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub policies: Vec<Policy>,
+    pub parent_indexes: Vec<ParentIndex>,
+    /// Range partitions (not the default), ordered by lower bound.
+    pub partitions: Vec<Partition>,
+    pub default_partition: Option<Partition>,
+    pub in_recovery: bool,
+}
+
+impl TableSnapshot {
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// All partitions including the default one.
+    pub fn all_partitions(&self) -> impl Iterator<Item = &Partition> {
+        self.partitions.iter().chain(self.default_partition.iter())
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Partition> {
+        self.all_partitions().find(|p| p.name == name)
+    }
+
+    /// Sum of the row estimates of every partition.
+    pub fn rows_estimate(&self) -> u64 {
+        self.all_partitions().map(Partition::rows).sum()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RawTable {
+    oid: i64,
+    relkind: String,
+    strategy: Option<String>,
+    key_columns: Option<Vec<Option<String>>>,
+    key_types: Option<Vec<String>>,
+    columns: Vec<String>,
+    rls_enabled: bool,
+    rls_forced: bool,
+    policies: Option<Vec<Policy>>,
+    indexes: Option<Vec<ParentIndex>>,
+    partitions: Option<Vec<RawPartition>>,
+    default_oid: Option<i64>,
+    in_recovery: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPartition {
+    oid: i64,
+    schema: String,
+    name: String,
+    relkind: String,
+    bound: String,
+    detach_pending: bool,
+    reltuples: f64,
+    total_bytes: i64,
+    index_bytes: i64,
+    size_pretty: String,
+    rls_enabled: bool,
+    rls_forced: bool,
+    policies: Option<Vec<Policy>>,
+    indexes: Option<Vec<PartitionIndex>>,
+}
+
+const POLICIES_JSON: &str = r#"
+    SELECT json_agg(json_build_object(
+        'name', pol.polname::text,
+        'cmd', CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                               WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+        'permissive', pol.polpermissive,
+        'roles', (SELECT json_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(ro.rolname) END ORDER BY 1)
+                    FROM unnest(pol.polroles) r LEFT JOIN pg_roles ro ON ro.oid = r),
+        'qual', pg_get_expr(pol.polqual, pol.polrelid),
+        'with_check', pg_get_expr(pol.polwithcheck, pol.polrelid)) ORDER BY pol.polname)
+      FROM pg_policy pol WHERE pol.polrelid = "#;
+
+fn snapshot_sql() -> String {
+    format!(
+        r#"
+WITH parent AS (
+    SELECT c.oid, c.relkind, c.relrowsecurity, c.relforcerowsecurity
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = $2
+)
+SELECT json_build_object(
+    'oid', p.oid::int8,
+    'relkind', p.relkind::text,
+    'strategy', pt.partstrat::text,
+    'key_columns', (SELECT json_agg(a.attname::text ORDER BY k.ord)
+                      FROM unnest(pt.partattrs::int2[]) WITH ORDINALITY k(attnum, ord)
+                      LEFT JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = k.attnum),
+    'key_types', (SELECT json_agg(format_type(a.atttypid, NULL) ORDER BY k.ord)
+                    FROM unnest(pt.partattrs::int2[]) WITH ORDINALITY k(attnum, ord)
+                    JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = k.attnum),
+    'columns', coalesce((SELECT json_agg(quote_ident(a.attname) ORDER BY a.attnum) FROM pg_attribute a
+                  WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '[]'),
+    'rls_enabled', p.relrowsecurity,
+    'rls_forced', p.relforcerowsecurity,
+    'policies', ({POLICIES_JSON} p.oid),
+    'indexes', (SELECT json_agg(json_build_object(
+                    'oid', i.indexrelid::int8,
+                    'name', ic.relname::text,
+                    'am', am.amname::text,
+                    'definition', pg_get_indexdef(i.indexrelid),
+                    'is_constraint', EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid
+                                              AND con.conrelid = p.oid),
+                    'is_unique', i.indisunique,
+                    'valid', i.indisvalid) ORDER BY ic.relname)
+                  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+                 WHERE i.indrelid = p.oid),
+    'default_oid', nullif(pt.partdefid, 0)::int8,
+    'in_recovery', pg_is_in_recovery(),
+    'partitions', (SELECT json_agg(json_build_object(
+                    'oid', c.oid::int8,
+                    'schema', n.nspname::text,
+                    'name', c.relname::text,
+                    'relkind', c.relkind::text,
+                    'bound', pg_get_expr(c.relpartbound, c.oid),
+                    'detach_pending', inh.inhdetachpending,
+                    'reltuples', c.reltuples,
+                    'total_bytes', pg_total_relation_size(c.oid),
+                    'index_bytes', pg_indexes_size(c.oid),
+                    'size_pretty', pg_size_pretty(pg_total_relation_size(c.oid)),
+                    'rls_enabled', c.relrowsecurity,
+                    'rls_forced', c.relforcerowsecurity,
+                    'policies', ({POLICIES_JSON} c.oid),
+                    'indexes', (SELECT json_agg(json_build_object(
+                                    'oid', i.indexrelid::int8,
+                                    'name', ic.relname::text,
+                                    'am', am.amname::text,
+                                    'valid', i.indisvalid,
+                                    'parent_index', (SELECT ii.inhparent::int8 FROM pg_inherits ii
+                                                      WHERE ii.inhrelid = i.indexrelid),
+                                    'comment', obj_description(i.indexrelid, 'pg_class'),
+                                    'size_bytes', pg_relation_size(i.indexrelid),
+                                    'definition', pg_get_indexdef(i.indexrelid)) ORDER BY ic.relname)
+                                  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                                  JOIN pg_am am ON am.oid = ic.relam
+                                 WHERE i.indrelid = c.oid)))
+                     FROM pg_inherits inh
+                     JOIN pg_class c ON c.oid = inh.inhrelid
+                     JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE inh.inhparent = p.oid)
+)
+FROM parent p LEFT JOIN pg_partitioned_table pt ON pt.partrelid = p.oid
+"#
+    )
+}
+
+/// Reads one table's snapshot. Errors name the table when it is missing, not
+/// partitioned, not range-partitioned on the configured `timestamptz` column.
+pub async fn read_table(
+    conn: &mut PgConnection,
+    table: &TableConfig,
+) -> Result<TableSnapshot, Error> {
+    let label = table.label();
+    let json: Option<serde_json::Value> = sqlx::query_scalar(&snapshot_sql())
+        .bind(table.schema.as_str())
+        .bind(table.name.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(json) = json else {
+        return Err(Error::Catalog {
+            table: label,
+            message: "table does not exist".into(),
+        });
+    };
+    let raw: RawTable = serde_json::from_value(json).map_err(|e| Error::Catalog {
+        table: label.clone(),
+        message: format!("unexpected catalog shape: {e}"),
+    })?;
+    into_snapshot(table, raw)
+}
+
+fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Error> {
+    let label = table.label();
+    let fail = |message: String| Error::Catalog {
+        table: label.clone(),
+        message,
+    };
+    if raw.relkind != "p" {
+        return Err(fail(
+            "is not a partitioned table (create it with PARTITION BY RANGE)".into(),
+        ));
+    }
+    if raw.strategy.as_deref() != Some("r") {
+        return Err(fail(format!(
+            "is partitioned by {} but partwarden manages range partitions",
+            match raw.strategy.as_deref() {
+                Some("l") => "list",
+                Some("h") => "hash",
+                _ => "an unknown strategy",
+            }
+        )));
+    }
+    let key_columns: Vec<Option<String>> = raw.key_columns.unwrap_or_default();
+    let key_types = raw.key_types.unwrap_or_default();
+    let want = table.column.as_str();
+    if key_columns.len() != 1 || key_columns[0].as_deref() != Some(want) {
+        let have: Vec<String> = key_columns
+            .iter()
+            .map(|c| c.clone().unwrap_or_else(|| "(expression)".into()))
+            .collect();
+        return Err(fail(format!(
+            "column {want:?} is not the partition key: the table is partitioned by ({})",
+            have.join(", ")
+        )));
+    }
+    let key_type = key_types.first().cloned().unwrap_or_default();
+    if key_type != "timestamp with time zone" {
+        return Err(fail(format!(
+            "partition key {want} is {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
+        )));
+    }
+
+    let mut partitions = Vec::new();
+    let mut default_partition = None;
+    for p in raw.partitions.unwrap_or_default() {
+        let is_default = Some(p.oid) == raw.default_oid || p.bound == "DEFAULT";
+        let bounds = if is_default {
+            None
+        } else {
+            parse_range_bound(&p.bound)
+        };
+        let part = Partition {
+            oid: p.oid,
+            schema: p.schema,
+            name: p.name,
+            bound_expr: p.bound,
+            bounds,
+            is_default,
+            detach_pending: p.detach_pending,
+            rows_estimate: p.reltuples,
+            total_bytes: p.total_bytes,
+            index_bytes: p.index_bytes,
+            size_pretty: p.size_pretty,
+            rls_enabled: p.rls_enabled,
+            rls_forced: p.rls_forced,
+            policies: p.policies.unwrap_or_default(),
+            indexes: p.indexes.unwrap_or_default(),
+        };
+        let _ = p.relkind;
+        if is_default {
+            default_partition = Some(part);
+        } else {
+            partitions.push(part);
+        }
+    }
+    partitions.sort_by(|a, b| {
+        a.bounds
+            .map(|x| x.from)
+            .cmp(&b.bounds.map(|x| x.from))
+            .then(a.name.cmp(&b.name))
+    });
+
+    Ok(TableSnapshot {
+        schema: table.schema.to_string(),
+        name: table.name.to_string(),
+        oid: raw.oid,
+        key_column: want.to_string(),
+        key_type,
+        columns: raw.columns,
+        rls_enabled: raw.rls_enabled,
+        rls_forced: raw.rls_forced,
+        policies: raw.policies.unwrap_or_default(),
+        parent_indexes: raw.indexes.unwrap_or_default(),
+        partitions,
+        default_partition,
+        in_recovery: raw.in_recovery,
+    })
+}
+
+/// Parses `FOR VALUES FROM ('…') TO ('…')` of a single-column `timestamptz` range
+/// partition. Values carry their UTC offset in whatever time zone the session had
+/// (`+00`, `-05`, `+05:30`, `+13:45`), so the result is exact. `None` for MINVALUE or
+/// MAXVALUE, or anything else that is not a pair of timestamps.
+pub fn parse_range_bound(expr: &str) -> Option<PartitionBounds> {
+    let rest = expr.trim().strip_prefix("FOR VALUES FROM (")?;
+    let (from, rest) = rest.split_once(") TO (")?;
+    let to = rest.strip_suffix(')')?;
+    let from = parse_timestamptz(from.trim().strip_prefix('\'')?.strip_suffix('\'')?)?;
+    let to = parse_timestamptz(to.trim().strip_prefix('\'')?.strip_suffix('\'')?)?;
+    (from < to).then_some(PartitionBounds { from, to })
+}
+
+/// A `timestamptz` as PostgreSQL prints it with DateStyle ISO.
+pub fn parse_timestamptz(s: &str) -> Option<DateTime<Utc>> {
+    // Split off the offset: the last '+' or '-' after the time part.
+    let t_pos = s.find(' ')?;
+    let off_pos = s[t_pos..].rfind(['+', '-']).map(|i| i + t_pos)?;
+    let (local, offset) = s.split_at(off_pos);
+    let local = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let mut parts = offset[1..].split(':');
+    let h: i32 = parts.next()?.parse().ok()?;
+    let m: i32 = parts.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
+    let sec: i32 = parts.next().map(|x| x.parse().ok()).unwrap_or(Some(0))?;
+    let offset = FixedOffset::east_opt(sign * (h * 3600 + m * 60 + sec))?;
+    let dt = local.and_local_timezone(offset).single()?;
+    Some(dt.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn parses_bounds_in_any_offset() {
+        let utc = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap();
+        let b = parse_range_bound(
+            "FOR VALUES FROM ('2026-05-01 00:00:00+00') TO ('2026-06-01 00:00:00+00')",
+        )
+        .unwrap();
+        assert_eq!((b.from, b.to), (utc(2026, 5, 1), utc(2026, 6, 1)));
+        let b = parse_range_bound(
+            "FOR VALUES FROM ('2026-04-30 20:00:00-04') TO ('2026-05-31 20:00:00-04')",
+        )
+        .unwrap();
+        assert_eq!((b.from, b.to), (utc(2026, 5, 1), utc(2026, 6, 1)));
+        let b = parse_range_bound(
+            "FOR VALUES FROM ('2026-11-01 13:45:00+13:45') TO ('2026-12-01 05:30:00+05:30')",
+        )
+        .unwrap();
+        assert_eq!((b.from, b.to), (utc(2026, 11, 1), utc(2026, 12, 1)));
+        let b = parse_range_bound(
+            "FOR VALUES FROM ('2026-01-01 00:00:00.5+00') TO ('2026-01-02 00:00:00+00')",
+        )
+        .unwrap();
+        assert_eq!(b.from.timestamp_subsec_millis(), 500);
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_finite_timestamp_range() {
+        for e in [
+            "DEFAULT",
+            "FOR VALUES FROM (MINVALUE) TO ('2026-01-01 00:00:00+00')",
+            "FOR VALUES FROM ('2026-01-01 00:00:00+00') TO (MAXVALUE)",
+            "FOR VALUES IN (1, 2)",
+            "FOR VALUES FROM ('2026-02-01 00:00:00+00') TO ('2026-01-01 00:00:00+00')",
+            "FOR VALUES FROM ('garbage') TO ('2026-01-01 00:00:00+00')",
+        ] {
+            assert_eq!(parse_range_bound(e), None, "{e}");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Presentation for the command line (the logic lives in the library).
+pub mod render;

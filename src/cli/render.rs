@@ -1,0 +1,125 @@
+//! Text output of `maintain` and `status`.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+
+use partwarden::apply::Status;
+use partwarden::calendar::sql_literal;
+use partwarden::manager::RunReport;
+use partwarden::status::{Coverage, PartitionStats};
+
+pub fn run_report(report: &RunReport) -> String {
+    let mut out = String::new();
+    for t in &report.tables {
+        match (&t.report, &t.error) {
+            (_, Some(err)) => {
+                let _ = writeln!(out, "{}: FAILED: {err}", t.table);
+            }
+            (Some(r), None) => {
+                if report.dry_run {
+                    let _ = write!(out, "{}", r.plan);
+                    let _ = writeln!(out, "  (dry run: nothing changed)");
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "{}: {} action(s) at {}",
+                    t.table,
+                    r.outcomes.len(),
+                    sql_literal(report.now)
+                );
+                for o in &r.outcomes {
+                    let mark = if o.status == Status::Done {
+                        "ok    "
+                    } else {
+                        "FAILED"
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {mark} {} — {} ({} attempt(s), {:.2}s)\n         why: {}",
+                        o.planned.action, o.detail, o.attempts, o.seconds, o.planned.reason
+                    );
+                }
+                for n in &r.plan.notes {
+                    let _ = writeln!(out, "  note: {n}");
+                }
+                let _ = writeln!(out, "  estimated rows: {}", r.total_events_estimate);
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+pub fn status_table(
+    label: &str,
+    stats: &[PartitionStats],
+    coverage: &Coverage,
+    now: DateTime<Utc>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{label}");
+    let name_w = stats
+        .iter()
+        .map(|s| s.partition_name.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    let _ = writeln!(
+        out,
+        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {}",
+        "PARTITION", "FROM", "TO", "ROWS (est)", "SIZE", "INDEXES", "RLS", "STATE"
+    );
+    for s in stats {
+        let date =
+            |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+        let mut state = Vec::new();
+        if s.is_default {
+            state.push("default");
+        }
+        if s.detach_pending {
+            state.push("detach pending");
+        }
+        if s.indexes_invalid > 0 {
+            state.push("INVALID index");
+        }
+        if s.range_start.is_some_and(|f| f > now) {
+            state.push("future");
+        }
+        if s.range_start.is_some_and(|f| f <= now) && s.range_end.is_some_and(|t| now < t) {
+            state.push("current");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {}",
+            s.partition_name,
+            date(s.date_range_start),
+            date(s.date_range_end),
+            s.row_count,
+            s.size_pretty,
+            format!("{}/{}", s.indexes_valid, s.indexes_expected),
+            if s.rls_ok { "ok" } else { "DRIFT" },
+            state.join(", ")
+        );
+    }
+    match coverage.covered_until {
+        Some(until) => {
+            let _ = writeln!(
+                out,
+                "  inserts covered until {} ({:.1} days ahead, {} future partition(s))",
+                sql_literal(until),
+                coverage.seconds_ahead as f64 / 86_400.0,
+                coverage.future_partitions
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  WARNING: no partition covers {} (inserts go to the default partition or fail)",
+                sql_literal(now)
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,417 @@
+//! [`PartitionManager`]: the library API the CLI and the daemon are thin layers over.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+use tracing::{info_span, warn, Instrument};
+
+use crate::apply::{apply_plan, ActionOutcome, RetryPolicy};
+use crate::calendar::{self, RetentionPeriod};
+use crate::catalog::{self, TableSnapshot};
+use crate::config::{Config, TableConfig};
+use crate::error::Error;
+use crate::plan::{plan_table, Action, Plan, PlannedAction};
+use crate::status::{all_stats, PartitionStats};
+
+/// Key of the advisory lock that makes one partwarden at a time maintain a database
+/// (sqlx's migrator uses a different one, derived from the database name).
+pub const MAINTENANCE_LOCK_KEY: i64 = 0x7061_7274_7761_7264; // "partward"
+
+/// `(partition_name, status)` as the SQL functions return them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionStatus {
+    pub partition_name: String,
+    pub status: String,
+}
+
+/// What one maintenance run did to one table (the seed's `run_partition_maintenance`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceReport {
+    pub table: String,
+    pub created_partitions: Vec<String>,
+    pub expired_partitions: Vec<String>,
+    pub indexed_partitions: Vec<String>,
+    /// Sum of the partitions' `reltuples` estimates after the run (never `count(*)`).
+    pub total_events_estimate: u64,
+    pub plan: Plan,
+    pub outcomes: Vec<ActionOutcome>,
+}
+
+impl MaintenanceReport {
+    pub fn succeeded(&self) -> bool {
+        self.outcomes.iter().all(ActionOutcome::ok)
+    }
+}
+
+/// Manages one partitioned table.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), partwarden::error::Error> {
+/// use partwarden::{config::Config, PartitionManager};
+///
+/// let config = Config::from_sources(None, &[("DATABASE_URL".into(), "postgres://partwarden@localhost/app".into())])?;
+/// let pool = partwarden::db::pool(config.database_url()?.expose(), &(&config.database).into())?;
+/// let manager = PartitionManager::new(pool, config.tables[0].clone());
+///
+/// // Partition for May 2026 (created online, or reported as existing).
+/// let at = chrono::DateTime::parse_from_rfc3339("2026-05-01T00:00:00Z").unwrap().to_utc();
+/// println!("{}", manager.create_partition(at).await?);
+///
+/// // Current month through three ahead.
+/// for p in manager.ensure_partitions_exist(3).await? {
+///     println!("{}: {}", p.partition_name, p.status);
+/// }
+/// for s in manager.get_partition_stats().await? {
+///     println!("{}: {} rows, {}", s.partition_name, s.row_count, s.size_pretty);
+/// }
+/// let report = manager.run_partition_maintenance().await?;
+/// println!("created {:?}, expired {:?}, ~{} events",
+///          report.created_partitions, report.expired_partitions, report.total_events_estimate);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PartitionManager {
+    pool: PgPool,
+    table: TableConfig,
+    retry: RetryPolicy,
+}
+
+impl PartitionManager {
+    pub fn new(pool: PgPool, table: TableConfig) -> PartitionManager {
+        PartitionManager {
+            pool,
+            table,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// How often and how patiently DDL that hits `lock_timeout` is retried.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> PartitionManager {
+        self.retry = retry;
+        self
+    }
+
+    pub fn table(&self) -> &TableConfig {
+        &self.table
+    }
+
+    async fn conn(&self) -> Result<PoolConnection<Postgres>, Error> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// The table as the catalog has it now.
+    pub async fn snapshot(&self) -> Result<TableSnapshot, Error> {
+        let mut conn = self.conn().await?;
+        catalog::read_table(&mut conn, &self.table).await
+    }
+
+    /// What a maintenance run at `now` would do.
+    pub async fn plan(&self, now: DateTime<Utc>) -> Result<Plan, Error> {
+        Ok(plan_table(&self.table, &self.snapshot().await?, now))
+    }
+
+    /// Creates (online) the partition of the interval containing `at`.
+    pub async fn create_partition(&self, at: DateTime<Utc>) -> Result<String, Error> {
+        let bounds = self.table.interval.bounds_containing(at);
+        let name =
+            calendar::partition_name(self.table.name.as_str(), self.table.interval, bounds.from);
+        let mut conn = self.conn().await?;
+        let snap = catalog::read_table(&mut conn, &self.table).await?;
+        if snap
+            .partitions
+            .iter()
+            .any(|p| p.name == name && !p.detach_pending)
+        {
+            return Ok(format!("Partition {name} already exists"));
+        }
+        if let Some(other) = snap
+            .partitions
+            .iter()
+            .find(|p| p.bounds.is_some_and(|b| b.overlaps(&bounds)))
+        {
+            return Err(Error::Catalog {
+                table: self.table.label(),
+                message: format!(
+                    "{name} {bounds} would overlap existing partition {} {}",
+                    other.name, other.bound_expr
+                ),
+            });
+        }
+        let plan = single_action_plan(
+            &self.table,
+            Action::CreatePartition {
+                partition: name.clone(),
+                bounds,
+            },
+            "requested",
+        );
+        let out = apply_plan(&mut conn, &self.table, &snap, &plan, &self.retry).await;
+        match out.first() {
+            Some(o) if o.ok() => Ok(format!(
+                "Successfully created partition {name} for date range {} to {}",
+                bounds.from.format("%Y-%m-%d"),
+                bounds.to.format("%Y-%m-%d")
+            )),
+            Some(o) => Err(Error::Ddl {
+                table: self.table.label(),
+                action: plan.actions[0].action.to_string(),
+                message: o.detail.clone(),
+            }),
+            None => unreachable!("one action planned"),
+        }
+    }
+
+    /// Makes sure the current interval and `ahead` more have partitions; one status per
+    /// interval, like `ensure_ga4_partitions_exist`.
+    pub async fn ensure_partitions_exist(&self, ahead: u32) -> Result<Vec<PartitionStatus>, Error> {
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for b in calendar::premake_window(self.table.interval, now, ahead) {
+            let status = self.create_partition(b.from).await?;
+            let partition_name =
+                calendar::partition_name(self.table.name.as_str(), self.table.interval, b.from);
+            out.push(PartitionStatus {
+                partition_name,
+                status,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Expires (with the table's retention mode) every partition whose upper bound is at or
+    /// before `now - retention`; one status per expired partition.
+    pub async fn drop_old_partitions(
+        &self,
+        retention: RetentionPeriod,
+    ) -> Result<Vec<PartitionStatus>, Error> {
+        let table = TableConfig {
+            retention,
+            max_expire_per_run: u32::MAX,
+            ..self.table.clone()
+        };
+        let mut conn = self.conn().await?;
+        let snap = catalog::read_table(&mut conn, &table).await?;
+        let mut plan = plan_table(&table, &snap, Utc::now());
+        plan.actions
+            .retain(|a| matches!(a.action, Action::ExpirePartition { .. }));
+        let outcomes = apply_plan(&mut conn, &table, &snap, &plan, &self.retry).await;
+        let mut out = Vec::new();
+        for o in outcomes {
+            if !o.ok() {
+                return Err(Error::Ddl {
+                    table: table.label(),
+                    action: o.planned.action.to_string(),
+                    message: o.detail,
+                });
+            }
+            out.push(PartitionStatus {
+                partition_name: o.planned.action.partition().to_string(),
+                status: o.detail,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Statistics of every partition from the catalog (one query; estimates, no `count(*)`).
+    pub async fn get_partition_stats(&self) -> Result<Vec<PartitionStats>, Error> {
+        Ok(all_stats(&self.snapshot().await?))
+    }
+
+    /// One full maintenance run now: premake, expiry, RLS, indexes.
+    pub async fn run_partition_maintenance(&self) -> Result<MaintenanceReport, Error> {
+        let mut conn = self.conn().await?;
+        self.maintain_on(&mut conn, Utc::now(), false).await
+    }
+
+    /// One maintenance run as if it were `now`, on a connection the caller holds (the
+    /// daemon holds its advisory lock on it). `dry_run` plans only.
+    pub async fn maintain_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<MaintenanceReport, Error> {
+        let span = info_span!("table", table = %self.table.label());
+        async move {
+            let snap = catalog::read_table(conn, &self.table).await?;
+            let mut plan = plan_table(&self.table, &snap, now);
+            if snap.in_recovery && !plan.is_empty() {
+                plan.notes.push(
+                    "the server is a hot standby (pg_is_in_recovery()): nothing is changed".into(),
+                );
+            }
+            let outcomes = if dry_run || snap.in_recovery {
+                Vec::new()
+            } else {
+                apply_plan(conn, &self.table, &snap, &plan, &self.retry).await
+            };
+            let after = if outcomes.is_empty() {
+                snap
+            } else {
+                catalog::read_table(conn, &self.table).await?
+            };
+            let done = |f: fn(&Action) -> bool| -> Vec<String> {
+                let mut v: Vec<String> = outcomes
+                    .iter()
+                    .filter(|o| o.ok() && f(&o.planned.action))
+                    .map(|o| o.planned.action.partition().to_string())
+                    .collect();
+                v.dedup();
+                v
+            };
+            Ok(MaintenanceReport {
+                table: self.table.label(),
+                created_partitions: done(|a| {
+                    matches!(
+                        a,
+                        Action::CreatePartition { .. } | Action::CreateDefaultPartition { .. }
+                    )
+                }),
+                expired_partitions: done(|a| matches!(a, Action::ExpirePartition { .. })),
+                indexed_partitions: done(|a| {
+                    matches!(a, Action::BuildIndex { .. } | Action::RepairIndex { .. })
+                }),
+                total_events_estimate: after.rows_estimate(),
+                plan,
+                outcomes,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn single_action_plan(table: &TableConfig, action: Action, reason: &str) -> Plan {
+    let now = Utc::now();
+    Plan {
+        table: table.label(),
+        now,
+        cutoff: table.retention.cutoff(now),
+        actions: vec![PlannedAction {
+            action,
+            reason: reason.into(),
+        }],
+        notes: Vec::new(),
+    }
+}
+
+/// Options of one maintenance run over the configured tables.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Plan as if it were this instant (default: now).
+    pub now: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+    /// Only this table (`name` or `schema.name`).
+    pub only_table: Option<String>,
+}
+
+/// One table's part of a run: its report, or why it could not be maintained.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRun {
+    pub table: String,
+    pub started_at: DateTime<Utc>,
+    pub seconds: f64,
+    pub report: Option<MaintenanceReport>,
+    pub error: Option<String>,
+}
+
+impl TableRun {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+            && self
+                .report
+                .as_ref()
+                .is_some_and(MaintenanceReport::succeeded)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    pub tables: Vec<TableRun>,
+}
+
+impl RunReport {
+    pub fn succeeded(&self) -> bool {
+        self.tables.iter().all(TableRun::succeeded)
+    }
+}
+
+/// Holds the maintenance advisory lock on one connection for as long as it lives.
+pub struct MaintenanceLock {
+    conn: PoolConnection<Postgres>,
+}
+
+impl MaintenanceLock {
+    /// `None` when another session holds it.
+    pub async fn try_acquire(pool: &PgPool) -> Result<Option<MaintenanceLock>, Error> {
+        let mut conn = pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(got.then_some(MaintenanceLock { conn }))
+    }
+
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.conn
+    }
+
+    pub async fn release(mut self) -> Result<(), Error> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// One maintenance run over every configured table (or one), all on `conn` (the one
+/// holding the [`MaintenanceLock`], unless it is a dry run). A table that fails (missing,
+/// misconfigured, DDL errors) does not stop the others.
+pub async fn run_maintenance(
+    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
+    config: &Config,
+    opts: &RunOptions,
+) -> Result<RunReport, Error> {
+    let tables: Vec<&TableConfig> = match &opts.only_table {
+        Some(t) => vec![config.find_table(t)?],
+        None => config.tables.iter().collect(),
+    };
+    let now = opts.now.unwrap_or_else(Utc::now);
+    let retry = RetryPolicy {
+        attempts: config.database.ddl_attempts,
+        backoff: config.database.ddl_backoff,
+    };
+    let mut runs = Vec::new();
+    for table in tables {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let manager = PartitionManager::new(pool.clone(), table.clone()).with_retry(retry.clone());
+        let result = manager.maintain_on(conn, now, opts.dry_run).await;
+        let (report, error) = match result {
+            Ok(r) => (Some(r), None),
+            Err(e) => {
+                warn!(table = %table.label(), "maintenance failed: {e}");
+                (None, Some(e.to_string()))
+            }
+        };
+        runs.push(TableRun {
+            table: table.label(),
+            started_at,
+            seconds: clock.elapsed().as_secs_f64(),
+            report,
+            error,
+        });
+    }
+    Ok(RunReport {
+        now,
+        dry_run: opts.dry_run,
+        tables: runs,
+    })
+}

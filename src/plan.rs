@@ -1,0 +1,413 @@
+//! The planner: configuration + catalog snapshot + clock ⇒ a [`Plan`] of actions, each
+//! with the reason it is planned. Pure: no I/O, so every rule is testable without a
+//! server (see the property tests in `tests/plan_properties.rs`).
+//!
+//! Rules, in the order the actions run:
+//! 1. a partition left "detach pending" by an interrupted `DETACH … CONCURRENTLY` is
+//!    finalized;
+//! 2. the default partition is created when the table should have one;
+//! 3. premake: every interval from the current one through +`premake` gets a partition,
+//!    unless an existing partition already covers part of it (reported, never overlapped).
+//!    Nothing further ahead is ever created, whatever rows wait in the default partition;
+//! 4. expiry: partitions whose upper bound is at or before the retention cutoff, oldest
+//!    first, at most `max_expire_per_run`;
+//! 5. row-level security: a partition whose RLS is off, not forced, or whose policies
+//!    differ from the parent's is brought in line;
+//! 6. indexes: every partition has every index of the parent, and none is INVALID.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::calendar::{self, sql_literal, PartitionBounds};
+use crate::catalog::{Partition, Policy, TableSnapshot};
+use crate::config::{RetentionMode, TableConfig};
+
+/// One thing to do to one table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    FinalizeDetach {
+        partition: String,
+    },
+    CreateDefaultPartition {
+        partition: String,
+    },
+    CreatePartition {
+        partition: String,
+        bounds: PartitionBounds,
+    },
+    ExpirePartition {
+        partition: String,
+        bounds: PartitionBounds,
+        mode: RetentionMode,
+    },
+    SyncRls {
+        partition: String,
+    },
+    BuildIndex {
+        partition: String,
+        parent_index: String,
+        index: String,
+    },
+    RepairIndex {
+        partition: String,
+        index: String,
+    },
+}
+
+impl Action {
+    /// The partition the action is about.
+    pub fn partition(&self) -> &str {
+        match self {
+            Action::FinalizeDetach { partition }
+            | Action::CreateDefaultPartition { partition }
+            | Action::CreatePartition { partition, .. }
+            | Action::ExpirePartition { partition, .. }
+            | Action::SyncRls { partition }
+            | Action::BuildIndex { partition, .. }
+            | Action::RepairIndex { partition, .. } => partition,
+        }
+    }
+
+    /// A short verb for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::FinalizeDetach { .. } => "finalize_detach",
+            Action::CreateDefaultPartition { .. } => "create_default_partition",
+            Action::CreatePartition { .. } => "create_partition",
+            Action::ExpirePartition { .. } => "expire_partition",
+            Action::SyncRls { .. } => "sync_rls",
+            Action::BuildIndex { .. } => "build_index",
+            Action::RepairIndex { .. } => "repair_index",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::FinalizeDetach { partition } => write!(f, "finalize detach of {partition}"),
+            Action::CreateDefaultPartition { partition } => {
+                write!(f, "create default partition {partition}")
+            }
+            Action::CreatePartition { partition, bounds } => {
+                write!(f, "create {partition} {bounds}")
+            }
+            Action::ExpirePartition {
+                partition,
+                bounds,
+                mode,
+            } => {
+                let verb = match mode {
+                    RetentionMode::Drop => "drop",
+                    RetentionMode::Detach => "detach",
+                    RetentionMode::Archive => "archive",
+                };
+                write!(f, "{verb} {partition} {bounds}")
+            }
+            Action::SyncRls { partition } => write!(f, "sync row-level security of {partition}"),
+            Action::BuildIndex {
+                partition,
+                parent_index,
+                index,
+            } => {
+                write!(f, "build index {index} on {partition} (for {parent_index})")
+            }
+            Action::RepairIndex { partition, index } => {
+                write!(f, "rebuild invalid index {index} on {partition}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedAction {
+    #[serde(flatten)]
+    pub action: Action,
+    pub reason: String,
+}
+
+/// What one maintenance run will do to one table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub table: String,
+    pub now: DateTime<Utc>,
+    pub cutoff: DateTime<Utc>,
+    pub actions: Vec<PlannedAction>,
+    /// Things worth knowing that need no action (or that partwarden will not do).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} action(s) at {}",
+            self.table,
+            self.actions.len(),
+            sql_literal(self.now)
+        )?;
+        for (i, a) in self.actions.iter().enumerate() {
+            writeln!(f, "  {}. {}\n     why: {}", i + 1, a.action, a.reason)?;
+        }
+        for n in &self.notes {
+            writeln!(f, "  note: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Plans one table. `snapshot` must be of the table `table` describes.
+pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<Utc>) -> Plan {
+    let cutoff = table.retention.cutoff(now);
+    let mut plan = Plan {
+        table: table.label(),
+        now,
+        cutoff,
+        actions: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut push =
+        |action: Action, reason: String| plan.actions.push(PlannedAction { action, reason });
+
+    // 1. Interrupted concurrent detaches.
+    for p in snapshot.partitions.iter().filter(|p| p.detach_pending) {
+        push(
+            Action::FinalizeDetach {
+                partition: p.name.clone(),
+            },
+            "left \"detach pending\" by an interrupted DETACH PARTITION … CONCURRENTLY".into(),
+        );
+    }
+
+    // 2. Default partition.
+    if table.default_partition && snapshot.default_partition.is_none() {
+        push(
+            Action::CreateDefaultPartition { partition: table.default_partition_name() },
+            "default_partition = true: rows outside every partition must land somewhere instead of failing".into(),
+        );
+    }
+
+    // 3. Premake window.
+    let attached: Vec<&Partition> = snapshot
+        .partitions
+        .iter()
+        .filter(|p| !p.detach_pending)
+        .collect();
+    let window = calendar::premake_window(table.interval, now, table.premake);
+    for (k, bounds) in window.iter().enumerate() {
+        if attached.iter().any(|p| p.bounds == Some(*bounds)) {
+            continue;
+        }
+        if let Some(other) = attached
+            .iter()
+            .find(|p| p.bounds.is_some_and(|b| b.overlaps(bounds)))
+        {
+            plan.notes.push(format!(
+                "{bounds} is not created: it overlaps existing partition {} {}",
+                other.name, other.bound_expr
+            ));
+            continue;
+        }
+        let name = calendar::partition_name(table.name.as_str(), table.interval, bounds.from);
+        let which = if k == 0 {
+            format!("the current {} has no partition", table.interval)
+        } else {
+            format!(
+                "premake = {}: {} {k} of {} ahead has no partition",
+                table.premake, table.interval, table.premake
+            )
+        };
+        let moving = match &snapshot.default_partition {
+            Some(d) if d.rows_estimate > 0.0 => {
+                "; its rows waiting in the default partition move with it"
+            }
+            _ => "",
+        };
+        push(
+            Action::CreatePartition {
+                partition: name,
+                bounds: *bounds,
+            },
+            format!("{which}{moving}"),
+        );
+    }
+
+    // 4. Expiry.
+    let mut expired: Vec<&Partition> = attached
+        .iter()
+        .copied()
+        .filter(|p| p.bounds.is_some_and(|b| b.to <= cutoff))
+        .collect();
+    expired.sort_by_key(|p| p.bounds.map(|b| b.from));
+    let cap = table.max_expire_per_run as usize;
+    if expired.len() > cap {
+        plan.notes.push(format!(
+            "{} more partition(s) past retention wait for later runs (max_expire_per_run = {cap})",
+            expired.len() - cap
+        ));
+    }
+    let expiring: Vec<&str> = expired.iter().take(cap).map(|p| p.name.as_str()).collect();
+    for p in expired.iter().take(cap) {
+        let bounds = p.bounds.expect("filtered on bounds");
+        push(
+            Action::ExpirePartition {
+                partition: p.name.clone(),
+                bounds,
+                mode: table.retention_mode,
+            },
+            format!(
+                "upper bound {} is at or before the retention cutoff {} (retention {})",
+                sql_literal(bounds.to),
+                sql_literal(cutoff),
+                table.retention
+            ),
+        );
+    }
+
+    // 5 and 6 look at the partitions that stay.
+    let staying: Vec<&Partition> = attached
+        .iter()
+        .copied()
+        .chain(snapshot.default_partition.iter())
+        .filter(|p| !expiring.contains(&p.name.as_str()))
+        .collect();
+
+    // 5. Row-level security drift.
+    for p in &staying {
+        let drift = rls_drift(snapshot, p);
+        if !drift.is_empty() {
+            push(
+                Action::SyncRls {
+                    partition: p.name.clone(),
+                },
+                drift.join("; "),
+            );
+        }
+    }
+
+    // 6. Indexes of the parent on every partition.
+    for p in &staying {
+        for pi in &snapshot.parent_indexes {
+            match p.indexes.iter().find(|i| i.parent_index == Some(pi.oid)) {
+                Some(i) if !i.valid => push(
+                    Action::RepairIndex { partition: p.name.clone(), index: i.name.clone() },
+                    format!("index {} is INVALID (a failed or cancelled concurrent build); queries ignore it", i.name),
+                ),
+                Some(_) => {}
+                None if pi.is_constraint => plan.notes.push(format!(
+                    "{} has no index for constraint index {}: re-attach the partition to rebuild it",
+                    p.name, pi.name
+                )),
+                None => push(
+                    Action::BuildIndex {
+                        partition: p.name.clone(),
+                        parent_index: pi.name.clone(),
+                        index: child_index_name(&p.name, &pi.name),
+                    },
+                    format!("parent index {} has no counterpart on {}", pi.name, p.name),
+                ),
+            }
+        }
+    }
+
+    if let Some(d) = &snapshot.default_partition {
+        if d.rows_estimate > 0.0 {
+            plan.notes.push(format!(
+                "about {} row(s) in the default partition {}: rows of a month that gets a partition move there; \
+                 rows beyond the premake window stay (and are exported as partwarden_default_partition_rows)",
+                d.rows(),
+                d.name
+            ));
+        }
+    }
+    for pi in snapshot.parent_indexes.iter().filter(|i| i.am == "ivfflat") {
+        plan.notes.push(format!(
+            "WARNING: parent-level ivfflat index {}: it cascades untrained to every new, empty partition \
+             (low recall); drop it and let partwarden build one per partition",
+            pi.name
+        ));
+    }
+    plan
+}
+
+/// Why a partition's row-level security differs from its parent's (empty: it does not).
+pub fn rls_drift(snapshot: &TableSnapshot, p: &Partition) -> Vec<String> {
+    let mut why = Vec::new();
+    if snapshot.rls_enabled && !p.rls_enabled {
+        why.push(
+            "row-level security is disabled on the partition but enabled on the parent".to_string(),
+        );
+    }
+    if snapshot.rls_forced && !p.rls_forced {
+        why.push(
+            "row-level security is not forced on the partition but is on the parent".to_string(),
+        );
+    }
+    for pol in &snapshot.policies {
+        match p.policies.iter().find(|c| c.name == pol.name) {
+            None => why.push(format!("policy {:?} is missing", pol.name)),
+            Some(c) if !same_policy(c, pol) => {
+                why.push(format!("policy {:?} differs from the parent's", pol.name))
+            }
+            Some(_) => {}
+        }
+    }
+    for c in &p.policies {
+        if !snapshot.policies.iter().any(|pol| pol.name == c.name) {
+            why.push(format!("policy {:?} is not on the parent", c.name));
+        }
+    }
+    why
+}
+
+fn same_policy(a: &Policy, b: &Policy) -> bool {
+    a.cmd == b.cmd
+        && a.permissive == b.permissive
+        && a.roles == b.roles
+        && a.qual == b.qual
+        && a.with_check == b.with_check
+}
+
+/// Name for a partition's copy of a parent index: `<partition>_<parent index>`, shortened
+/// with a stable hash when longer than PostgreSQL's 63 bytes.
+pub fn child_index_name(partition: &str, parent_index: &str) -> String {
+    let full = format!("{partition}_{parent_index}");
+    if full.len() <= 63 {
+        return full;
+    }
+    // FNV-1a: stable across runs and builds (std's hasher is not).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in full.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let suffix = format!("_{h:08x}");
+    let mut head = full[..63 - suffix.len()].to_string();
+    while !head.is_char_boundary(head.len()) {
+        head.pop();
+    }
+    head + &suffix
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_index_names_fit() {
+        assert_eq!(child_index_name("t_2026_05", "idx"), "t_2026_05_idx");
+        let long = child_index_name(&"a".repeat(50), &"b".repeat(30));
+        assert_eq!(long.len(), 63);
+        assert_eq!(long, child_index_name(&"a".repeat(50), &"b".repeat(30)));
+        assert_ne!(long, child_index_name(&"a".repeat(50), &"c".repeat(30)));
+    }
+}
