@@ -276,3 +276,59 @@ async fn partitions_made_later_by_the_sql_functions_carry_the_same_policies() {
     assert_eq!(policies.len(), 2);
     assert_eq!(policies[0], policies[1]);
 }
+
+#[tokio::test]
+async fn archived_partitions_stay_isolated() {
+    let db = TestDb::migrated("rls_archive").await;
+    let owner = db.owner_pool().await;
+    // Rows of two tenants in the current month, which then gets archived 30 years on.
+    let now = Utc::now();
+    seed_two_tenants(&owner, now).await;
+    let config = std::env::temp_dir().join(format!("pw-archive-{}.toml", std::process::id()));
+    std::fs::write(&config, "[[tables]]\nname = \"archon_ga4_events\"\nretention_mode = \"archive\"\nmax_expire_per_run = 10\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partwarden"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "maintain",
+            "--now",
+            "2056-01-01T00:00:00Z",
+        ])
+        .env("DATABASE_URL", db.owner_url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let month = partwarden::calendar::partition_name(
+        "archon_ga4_events",
+        partwarden::calendar::Interval::Month,
+        partwarden::calendar::Interval::Month.floor(now),
+    );
+    let archived = format!("partwarden_archive.{month}");
+    owner
+        .execute(
+            format!(
+                "GRANT USAGE ON SCHEMA partwarden_archive TO app_user;
+                 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app_user;
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA partwarden_archive TO app_user;"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    let app = db.app_pool().await;
+    let select = format!("SELECT tenant_id::text FROM {archived}");
+    assert_eq!(
+        as_tenant(&app, Some(A), &select).await.unwrap(),
+        vec![A.to_string()]
+    );
+    assert!(as_tenant(&app, None, &select).await.unwrap().is_empty());
+    let err = as_tenant(&app, Some(A), &insert_event(B, now, &archived))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row-level security"), "{err}");
+}
