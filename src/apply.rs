@@ -67,6 +67,16 @@ impl RetryPolicy {
 pub enum Status {
     Done,
     Failed,
+    /// Not started: the process is shutting down.
+    Skipped,
+}
+
+/// Set to stop a run between actions (shutdown): the action under way finishes (or its
+/// retries stop), the rest are skipped and left for the next run.
+pub type StopFlag = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+fn stopping(stop: Option<&StopFlag>) -> bool {
+    stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// What happened to one planned action.
@@ -126,15 +136,26 @@ pub async fn apply_plan(
     snapshot: &TableSnapshot,
     plan: &Plan,
     retry: &RetryPolicy,
+    stop: Option<&StopFlag>,
 ) -> Vec<ActionOutcome> {
     let mut outcomes = Vec::with_capacity(plan.actions.len());
     for planned in &plan.actions {
+        if stopping(stop) {
+            outcomes.push(ActionOutcome {
+                planned: planned.clone(),
+                status: Status::Skipped,
+                detail: "not started: shutting down".into(),
+                attempts: 0,
+                seconds: 0.0,
+            });
+            continue;
+        }
         let span = info_span!(
             "action",
             action = planned.action.kind(),
             partition = planned.action.partition()
         );
-        let outcome = run_with_retries(conn, table, snapshot, planned, retry)
+        let outcome = run_with_retries(conn, table, snapshot, planned, retry, stop)
             .instrument(span)
             .await;
         outcomes.push(outcome);
@@ -148,6 +169,7 @@ async fn run_with_retries(
     snapshot: &TableSnapshot,
     planned: &PlannedAction,
     retry: &RetryPolicy,
+    stop: Option<&StopFlag>,
 ) -> ActionOutcome {
     let started = Instant::now();
     let attempts = retry.attempts.max(1);
@@ -159,7 +181,7 @@ async fn run_with_retries(
                 info!(attempt = n, "{}: {detail}", planned.action);
                 break (Status::Done, detail);
             }
-            Err(StepError::Retryable(e)) if n < attempts => {
+            Err(StepError::Retryable(e)) if n < attempts && !stopping(stop) => {
                 let delay = retry.delay(n);
                 warn!(
                     attempt = n,

@@ -9,12 +9,17 @@ pub mod apply;
 pub mod calendar;
 pub mod catalog;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod error;
+pub mod http;
 pub mod ident;
 pub mod manager;
+pub mod metrics;
 pub mod migrate;
 pub mod plan;
+pub mod state;
 pub mod status;
+pub mod vector;
 
 pub use manager::{MaintenanceReport, PartitionManager, RunOptions, RunReport};

@@ -140,6 +140,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         now,
                         dry_run,
                         only_table: table,
+                        stop: None,
                     },
                 )
                 .await
@@ -147,9 +148,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Status { json, now } => {
                 status(&config, json, now.unwrap_or_else(Utc::now)).await
             }
-            Command::Run => anyhow::bail!(
-                "`run` (the daemon) is not implemented yet; use `maintain` from cron meanwhile"
-            ),
+            Command::Run => partwarden::daemon::run(config)
+                .await
+                .map(|()| ExitCode::SUCCESS),
         }
     })
 }

@@ -8,7 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 use tracing::{info_span, warn, Instrument};
 
-use crate::apply::{apply_plan, ActionOutcome, RetryPolicy};
+use crate::apply::{apply_plan, ActionOutcome, RetryPolicy, StopFlag};
 use crate::calendar::{self, RetentionPeriod};
 use crate::catalog::{self, TableSnapshot};
 use crate::config::{Config, TableConfig};
@@ -148,7 +148,7 @@ impl PartitionManager {
             },
             "requested",
         );
-        let out = apply_plan(&mut conn, &self.table, &snap, &plan, &self.retry).await;
+        let out = apply_plan(&mut conn, &self.table, &snap, &plan, &self.retry, None).await;
         match out.first() {
             Some(o) if o.ok() => Ok(format!(
                 "Successfully created partition {name} for date range {} to {}",
@@ -197,7 +197,7 @@ impl PartitionManager {
         let mut plan = plan_table(&table, &snap, Utc::now());
         plan.actions
             .retain(|a| matches!(a.action, Action::ExpirePartition { .. }));
-        let outcomes = apply_plan(&mut conn, &table, &snap, &plan, &self.retry).await;
+        let outcomes = apply_plan(&mut conn, &table, &snap, &plan, &self.retry, None).await;
         let mut out = Vec::new();
         for o in outcomes {
             if !o.ok() {
@@ -223,7 +223,7 @@ impl PartitionManager {
     /// One full maintenance run now: premake, expiry, RLS, indexes.
     pub async fn run_partition_maintenance(&self) -> Result<MaintenanceReport, Error> {
         let mut conn = self.conn().await?;
-        self.maintain_on(&mut conn, Utc::now(), false).await
+        self.maintain_on(&mut conn, Utc::now(), false, None).await
     }
 
     /// One maintenance run as if it were `now`, on a connection the caller holds (the
@@ -233,6 +233,7 @@ impl PartitionManager {
         conn: &mut sqlx::PgConnection,
         now: DateTime<Utc>,
         dry_run: bool,
+        stop: Option<&StopFlag>,
     ) -> Result<MaintenanceReport, Error> {
         let span = info_span!("table", table = %self.table.label());
         async move {
@@ -246,7 +247,7 @@ impl PartitionManager {
             let outcomes = if dry_run || snap.in_recovery {
                 Vec::new()
             } else {
-                apply_plan(conn, &self.table, &snap, &plan, &self.retry).await
+                apply_plan(conn, &self.table, &snap, &plan, &self.retry, stop).await
             };
             let after = if outcomes.is_empty() {
                 snap
@@ -306,6 +307,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Only this table (`name` or `schema.name`).
     pub only_table: Option<String>,
+    /// Stop between actions when set (shutdown).
+    pub stop: Option<StopFlag>,
 }
 
 /// One table's part of a run: its report, or why it could not be maintained.
@@ -341,9 +344,10 @@ impl RunReport {
     }
 }
 
-/// Holds the maintenance advisory lock on one connection for as long as it lives.
+/// Holds the maintenance advisory lock on one dedicated connection (taken out of the
+/// pool: advisory locks belong to a session) for as long as it lives.
 pub struct MaintenanceLock {
-    conn: PoolConnection<Postgres>,
+    conn: sqlx::PgConnection,
 }
 
 impl MaintenanceLock {
@@ -354,18 +358,31 @@ impl MaintenanceLock {
             .bind(MAINTENANCE_LOCK_KEY)
             .fetch_one(&mut *conn)
             .await?;
-        Ok(got.then_some(MaintenanceLock { conn }))
+        // Only a connection that holds the lock leaves the pool for good.
+        Ok(got.then(|| MaintenanceLock {
+            conn: conn.detach(),
+        }))
     }
 
     pub fn conn(&mut self) -> &mut sqlx::PgConnection {
         &mut self.conn
     }
 
+    /// Is the session (and so the lock) still there?
+    pub async fn alive(&mut self) -> bool {
+        sqlx::query("SELECT 1")
+            .execute(&mut self.conn)
+            .await
+            .is_ok()
+    }
+
     pub async fn release(mut self) -> Result<(), Error> {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MAINTENANCE_LOCK_KEY)
-            .execute(&mut *self.conn)
+            .execute(&mut self.conn)
             .await?;
+        use sqlx::Connection;
+        let _ = self.conn.close().await;
         Ok(())
     }
 }
@@ -393,7 +410,9 @@ pub async fn run_maintenance(
         let started_at = Utc::now();
         let clock = Instant::now();
         let manager = PartitionManager::new(pool.clone(), table.clone()).with_retry(retry.clone());
-        let result = manager.maintain_on(conn, now, opts.dry_run).await;
+        let result = manager
+            .maintain_on(conn, now, opts.dry_run, opts.stop.as_ref())
+            .await;
         let (report, error) = match result {
             Ok(r) => (Some(r), None),
             Err(e) => {

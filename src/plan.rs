@@ -241,13 +241,16 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
         );
     }
 
-    // 4. Expiry.
-    let mut expired: Vec<&Partition> = attached
+    // 4. Expiry. A partition past the cutoff that an interrupted expiry left "detach
+    // pending" is expired again, first (the executor finalizes the detach, or finds it
+    // finalized by step 1, then drops or archives): finalizing alone would leave a
+    // standalone table that no later run sees, so it would never be dropped or archived.
+    let mut expired: Vec<&Partition> = snapshot
+        .partitions
         .iter()
-        .copied()
         .filter(|p| p.bounds.is_some_and(|b| b.to <= cutoff))
         .collect();
-    expired.sort_by_key(|p| p.bounds.map(|b| b.from));
+    expired.sort_by_key(|p| (!p.detach_pending, p.bounds.map(|b| b.from)));
     let cap = table.max_expire_per_run as usize;
     if expired.len() > cap {
         plan.notes.push(format!(
