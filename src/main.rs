@@ -158,7 +158,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{},sqlx::postgres::notice=warn", config.log.level))
+        EnvFilter::new(format!(
+            "{},sqlx::postgres::notice=warn,tokio_cron_scheduler=warn",
+            config.log.level
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
