@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg.sh
 . scripts/pg.sh
 
+echo "== Prometheus rules, rule unit tests and configs (installs Debian's prometheus + alertmanager if missing)"
+scripts/check-prometheus.sh
+
 pw_pg_install
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-test.XXXXXX")
 chmod 0755 "$tmp"

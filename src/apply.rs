@@ -409,6 +409,12 @@ async fn create_partition(
     // Rows are in before RLS is forced (the owner could not insert them afterwards).
     sync_rls(&mut tx, &rel, snap, partition).await?;
     tx.commit().await?;
+    if moved > 0 {
+        // Keep the default partition's row estimate (a metric and an alert) truthful.
+        if let Some(default) = &snap.default_partition {
+            exec(conn, &format!("ANALYZE {}", n.rel(&default.name))).await?;
+        }
+    }
     Ok(if moved > 0 {
         format!("created and attached; moved {moved} row(s) from the default partition")
     } else {

@@ -12,6 +12,7 @@
 //!   as skipped;
 //! * probe (optional): a read-only date-range query timed into a histogram, never while
 //!   maintenance runs;
+//! * SIGHUP: run maintenance now;
 //! * SIGTERM/SIGINT: stop between actions, give the action under way a few seconds, exit 0.
 //!
 //! Leadership is a PostgreSQL advisory lock held on one dedicated connection: exactly one
@@ -195,6 +196,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
 
+    // SIGHUP: run maintenance now (operators, and the end-to-end alert test).
+    #[cfg(unix)]
+    {
+        let tx = trigger_tx.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                info!("SIGHUP: maintenance requested");
+                if tx.try_send("sighup").is_err() {
+                    for t in &shared.config.tables {
+                        shared.metrics.count_run(&t.label(), "skipped");
+                    }
+                }
+            }
+        });
+    }
     wait_for_signal().await;
     info!("shutting down");
     shared.stop.store(true, Ordering::Relaxed);
