@@ -27,7 +27,7 @@ export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 [ "${1:-}" = "--" ] && shift
 
 echo "== cargo test"
-cargo test --locked "$@"
+cargo test --locked --no-fail-fast "$@"
 
 echo "== demo (one shot)"
 PW_DEMO_ONESHOT=1 PW_PG_PORT= scripts/demo.sh

@@ -122,7 +122,7 @@ async fn migrate_twice_through_the_binary() {
     let (code, out) = partwarden(&db, &["migrate"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("applied 1") && out.contains("applied 2"),
+        out.contains("applied 1") && out.contains("applied 2") && out.contains("applied 3"),
         "{out}"
     );
     let (code, out) = partwarden(&db, &["migrate"]);
@@ -140,7 +140,7 @@ async fn migrate_twice_through_psql_then_the_binary() {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "{files:?}");
     for round in 0..2 {
         for f in &files {
             let (ok, out) = db.psql_file(OWNER_ROLE, f);
