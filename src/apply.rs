@@ -129,15 +129,25 @@ fn db_message(e: &sqlx::Error) -> String {
     }
 }
 
+/// How a plan is executed.
+#[derive(Clone, Copy)]
+pub struct ApplyContext<'a> {
+    pub retry: &'a RetryPolicy,
+    /// Stop between actions when set.
+    pub stop: Option<&'a StopFlag>,
+    /// A pool for a second connection that reports the progress of long index builds.
+    pub monitor: Option<&'a sqlx::PgPool>,
+}
+
 /// Runs every action of `plan` in order; one failing does not stop the others.
 pub async fn apply_plan(
     conn: &mut PgConnection,
     table: &TableConfig,
     snapshot: &TableSnapshot,
     plan: &Plan,
-    retry: &RetryPolicy,
-    stop: Option<&StopFlag>,
+    ctx: ApplyContext<'_>,
 ) -> Vec<ActionOutcome> {
+    let (retry, stop) = (ctx.retry, ctx.stop);
     let mut outcomes = Vec::with_capacity(plan.actions.len());
     for planned in &plan.actions {
         if stopping(stop) {
@@ -155,7 +165,7 @@ pub async fn apply_plan(
             action = planned.action.kind(),
             partition = planned.action.partition()
         );
-        let outcome = run_with_retries(conn, table, snapshot, planned, retry, stop)
+        let outcome = run_with_retries(conn, table, snapshot, planned, retry, stop, ctx.monitor)
             .instrument(span)
             .await;
         outcomes.push(outcome);
@@ -170,13 +180,14 @@ async fn run_with_retries(
     planned: &PlannedAction,
     retry: &RetryPolicy,
     stop: Option<&StopFlag>,
+    monitor: Option<&sqlx::PgPool>,
 ) -> ActionOutcome {
     let started = Instant::now();
     let attempts = retry.attempts.max(1);
     let mut n = 0;
     let (status, detail) = loop {
         n += 1;
-        match run_once(conn, table, snapshot, &planned.action).await {
+        match run_once(conn, table, snapshot, &planned.action, monitor).await {
             Ok(detail) => {
                 info!(attempt = n, "{}: {detail}", planned.action);
                 break (Status::Done, detail);
@@ -241,6 +252,7 @@ async fn run_once(
     table: &TableConfig,
     snap: &TableSnapshot,
     action: &Action,
+    monitor: Option<&sqlx::PgPool>,
 ) -> Result<String, StepError> {
     let n = Names::new(table);
     match action {
@@ -278,6 +290,17 @@ async fn run_once(
             parent_index,
             index,
         } => build_index(conn, &n, snap, partition, parent_index, index).await,
+        Action::BuildVectorIndex { .. } => {
+            build_vector_index(conn, table, &n, action, monitor).await
+        }
+        Action::DropIndex { index, .. } => {
+            exec(
+                conn,
+                &format!("DROP INDEX CONCURRENTLY IF EXISTS {}", n.rel(index)),
+            )
+            .await?;
+            Ok("dropped concurrently".into())
+        }
         Action::RepairIndex { index, .. } => {
             exec(
                 conn,
@@ -635,4 +658,128 @@ async fn build_index(
     )
     .await?;
     Ok("built concurrently and attached".into())
+}
+
+/// Builds a partition's vector index concurrently (the partition stays readable and
+/// writable), records how it was built in its comment, and only then drops the index it
+/// replaces: the partition is never without a usable index.
+async fn build_vector_index(
+    conn: &mut PgConnection,
+    table: &TableConfig,
+    n: &Names,
+    action: &Action,
+    monitor: Option<&sqlx::PgPool>,
+) -> Result<String, StepError> {
+    let Action::BuildVectorIndex {
+        partition,
+        index,
+        method,
+        lists,
+        rows,
+        closed,
+        generation,
+        replaces,
+    } = action
+    else {
+        unreachable!("called for BuildVectorIndex")
+    };
+    let policy = table
+        .vector_index
+        .as_ref()
+        .ok_or_else(|| StepError::Fatal("the table has no vector_index policy".into()))?;
+    let dims = crate::vector::validate_policy(conn, table)
+        .await
+        .map_err(|e| StepError::Fatal(e.to_string()))?
+        .unwrap_or(0);
+    let rel = n.rel(partition);
+    let idx = n.rel(index);
+    // An earlier attempt may have left this index INVALID: drop it first.
+    let existing: Option<bool> =
+        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+            .bind(&idx)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if existing == Some(false) {
+        exec(conn, &format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}")).await?;
+    }
+    let with = match method {
+        crate::config::VectorMethod::Ivfflat => format!("lists = {}", lists.unwrap_or(1)),
+        crate::config::VectorMethod::Hnsw => format!(
+            "m = {}, ef_construction = {}",
+            policy.m, policy.ef_construction
+        ),
+    };
+    let mwm = crate::vector::maintenance_work_mem_kb(policy, *rows, *lists, dims);
+    if existing != Some(true) {
+        exec(conn, &format!("SET maintenance_work_mem = '{mwm}kB'")).await?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await?;
+        let watcher = monitor
+            .cloned()
+            .map(|pool| tokio::spawn(report_progress(pool, pid, index.clone())));
+        let sql = format!(
+            "CREATE INDEX CONCURRENTLY {} ON {rel} USING {} ({} {}) WITH ({with})",
+            quote_ident(index),
+            method.as_str(),
+            policy.column.quoted(),
+            policy.opclass.quoted()
+        );
+        let built = exec(conn, &sql).await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        let _ = exec(conn, "RESET maintenance_work_mem").await;
+        built?;
+    }
+    let record = crate::vector::BuildRecord {
+        method: *method,
+        lists: *lists,
+        rows: *rows,
+        closed: *closed,
+        generation: *generation,
+    };
+    exec(
+        conn,
+        &format!("COMMENT ON INDEX {idx} IS '{}'", record.comment()),
+    )
+    .await?;
+    let mut detail = format!(
+        "built concurrently ({with}, maintenance_work_mem {} MB)",
+        mwm / 1024
+    );
+    if let Some(old) = replaces {
+        exec(
+            conn,
+            &format!("DROP INDEX CONCURRENTLY IF EXISTS {}", n.rel(old)),
+        )
+        .await?;
+        detail.push_str(&format!("; dropped {old}"));
+    }
+    Ok(detail)
+}
+
+/// Logs a long index build's phase and progress every 10 s.
+async fn report_progress(pool: sqlx::PgPool, pid: i32, index: String) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let row: Result<Option<(String, Option<f64>)>, _> = sqlx::query_as(
+            "SELECT phase, round(100.0 * CASE WHEN blocks_total > 0 THEN blocks_done::numeric / blocks_total
+                                              WHEN tuples_total > 0 THEN tuples_done::numeric / tuples_total END, 1)::float8
+               FROM pg_stat_progress_create_index WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_optional(&pool)
+        .await;
+        match row {
+            Ok(Some((phase, pct))) => match pct {
+                Some(p) => info!(index = %index, "building: {phase}, {p}%"),
+                None => info!(index = %index, "building: {phase}"),
+            },
+            Ok(None) => return,
+            Err(_) => {}
+        }
+    }
 }

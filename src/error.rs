@@ -22,6 +22,10 @@ pub enum Error {
         action: String,
         message: String,
     },
+    /// The configuration does not fit the database (a vector policy naming a column that
+    /// is not a vector, an operator class that does not exist): a configuration error.
+    #[error("{key}: {message}")]
+    Policy { key: String, message: String },
     /// Another partwarden holds the maintenance advisory lock on this database.
     #[error("another partwarden is maintaining this database (advisory lock {0} is held); try again later")]
     Busy(i64),
@@ -30,6 +34,6 @@ pub enum Error {
 impl Error {
     /// True when the problem is in what the operator wrote (config, flags), not at run time.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Config(_))
+        matches!(self, Error::Config(_) | Error::Policy { .. })
     }
 }

@@ -198,11 +198,7 @@ async fn maintain(config: &Config, opts: RunOptions) -> anyhow::Result<ExitCode>
         report
     };
     print!("{}", cli::render::run_report(&report));
-    Ok(if report.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
@@ -219,6 +215,13 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
                 let coverage = status::coverage(&snap, now);
                 let plan = plan::plan_table(table, &snap, now);
                 let (missing, invalid) = status::index_health(&snap);
+                let vector = partwarden::vector::health(table, &snap);
+                let builds: Vec<_> = partwarden::vector::progress(&mut conn)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|b| snap.find(&b.partition).is_some())
+                    .collect();
                 text.push_str(&cli::render::status_table(
                     &table.label(),
                     &stats,
@@ -229,6 +232,21 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
                     text.push_str(&format!(
                         "  {} maintenance action(s) pending: `partwarden maintain --dry-run` shows them\n",
                         plan.actions.len()
+                    ));
+                }
+                for b in &builds {
+                    text.push_str(&format!(
+                        "  index build in progress on {}: {} {}{}\n",
+                        b.partition,
+                        b.index.as_deref().unwrap_or("(index)"),
+                        b.phase,
+                        b.percent.map(|p| format!(", {p}%")).unwrap_or_default()
+                    ));
+                }
+                if vector.missing + vector.invalid > 0 {
+                    text.push_str(&format!(
+                        "  vector indexes: {} partition(s) qualify but have none, {} INVALID\n",
+                        vector.missing, vector.invalid
                     ));
                 }
                 for n in &plan.notes {
@@ -248,6 +266,10 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
                     "default_partition_rows": snap.default_partition.as_ref().map(|d| d.rows()),
                     "indexes_missing": missing,
                     "indexes_invalid": invalid,
+                    "vector_indexes_missing": vector.missing,
+                    "vector_indexes_invalid": vector.invalid,
+                    "vector_index_bytes": vector.sizes,
+                    "index_builds": builds,
                     "estimated_rows": snap.rows_estimate(),
                     "pending_actions": plan.actions,
                     "notes": plan.notes,

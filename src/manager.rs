@@ -8,7 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 use tracing::{info_span, warn, Instrument};
 
-use crate::apply::{apply_plan, ActionOutcome, RetryPolicy, StopFlag};
+use crate::apply::{apply_plan, ActionOutcome, ApplyContext, RetryPolicy, StopFlag};
 use crate::calendar::{self, RetentionPeriod};
 use crate::catalog::{self, TableSnapshot};
 use crate::config::{Config, TableConfig};
@@ -98,6 +98,14 @@ impl PartitionManager {
         &self.table
     }
 
+    fn ctx<'a>(&'a self, stop: Option<&'a StopFlag>) -> ApplyContext<'a> {
+        ApplyContext {
+            retry: &self.retry,
+            stop,
+            monitor: Some(&self.pool),
+        }
+    }
+
     async fn conn(&self) -> Result<PoolConnection<Postgres>, Error> {
         Ok(self.pool.acquire().await?)
     }
@@ -148,7 +156,7 @@ impl PartitionManager {
             },
             "requested",
         );
-        let out = apply_plan(&mut conn, &self.table, &snap, &plan, &self.retry, None).await;
+        let out = apply_plan(&mut conn, &self.table, &snap, &plan, self.ctx(None)).await;
         match out.first() {
             Some(o) if o.ok() => Ok(format!(
                 "Successfully created partition {name} for date range {} to {}",
@@ -197,7 +205,7 @@ impl PartitionManager {
         let mut plan = plan_table(&table, &snap, Utc::now());
         plan.actions
             .retain(|a| matches!(a.action, Action::ExpirePartition { .. }));
-        let outcomes = apply_plan(&mut conn, &table, &snap, &plan, &self.retry, None).await;
+        let outcomes = apply_plan(&mut conn, &table, &snap, &plan, self.ctx(None)).await;
         let mut out = Vec::new();
         for o in outcomes {
             if !o.ok() {
@@ -238,6 +246,7 @@ impl PartitionManager {
         let span = info_span!("table", table = %self.table.label());
         async move {
             let snap = catalog::read_table(conn, &self.table).await?;
+            crate::vector::validate_policy(conn, &self.table).await?;
             let mut plan = plan_table(&self.table, &snap, now);
             if snap.in_recovery && !plan.is_empty() {
                 plan.notes.push(
@@ -247,7 +256,7 @@ impl PartitionManager {
             let outcomes = if dry_run || snap.in_recovery {
                 Vec::new()
             } else {
-                apply_plan(conn, &self.table, &snap, &plan, &self.retry, stop).await
+                apply_plan(conn, &self.table, &snap, &plan, self.ctx(stop)).await
             };
             let after = if outcomes.is_empty() {
                 snap
@@ -319,6 +328,8 @@ pub struct TableRun {
     pub seconds: f64,
     pub report: Option<MaintenanceReport>,
     pub error: Option<String>,
+    /// The error is in the configuration (exit code 2), not at run time.
+    pub usage_error: bool,
 }
 
 impl TableRun {
@@ -341,6 +352,18 @@ pub struct RunReport {
 impl RunReport {
     pub fn succeeded(&self) -> bool {
         self.tables.iter().all(TableRun::succeeded)
+    }
+
+    /// Exit code of the CLI: 0, 2 when a table's configuration does not fit its database,
+    /// else 1 when anything failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.succeeded() {
+            0
+        } else if self.tables.iter().any(|t| t.usage_error) {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -413,11 +436,11 @@ pub async fn run_maintenance(
         let result = manager
             .maintain_on(conn, now, opts.dry_run, opts.stop.as_ref())
             .await;
-        let (report, error) = match result {
-            Ok(r) => (Some(r), None),
+        let (report, error, usage_error) = match result {
+            Ok(r) => (Some(r), None, false),
             Err(e) => {
                 warn!(table = %table.label(), "maintenance failed: {e}");
-                (None, Some(e.to_string()))
+                (None, Some(e.to_string()), e.is_usage())
             }
         };
         runs.push(TableRun {
@@ -426,6 +449,7 @@ pub async fn run_maintenance(
             seconds: clock.elapsed().as_secs_f64(),
             report,
             error,
+            usage_error,
         });
     }
     Ok(RunReport {

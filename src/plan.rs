@@ -13,7 +13,11 @@
 //!    first, at most `max_expire_per_run`;
 //! 5. row-level security: a partition whose RLS is off, not forced, or whose policies
 //!    differ from the parent's is brought in line;
-//! 6. indexes: every partition has every index of the parent, and none is INVALID.
+//! 6. indexes: every partition has every index of the parent, and none is INVALID;
+//! 7. vector indexes: a partition with `min_rows` rows gets its own pgvector index, built
+//!    after the data is there; INVALID ones are dropped and rebuilt; an ivfflat index is
+//!    rebuilt when its partition has grown by `rebuild_growth_factor`, and once when the
+//!    partition's interval has ended (see `vector.rs`).
 
 use std::fmt;
 
@@ -55,6 +59,21 @@ pub enum Action {
         partition: String,
         index: String,
     },
+    /// A pgvector index on one partition, built concurrently; `replaces` is dropped after.
+    BuildVectorIndex {
+        partition: String,
+        index: String,
+        method: crate::config::VectorMethod,
+        lists: Option<u32>,
+        rows: u64,
+        closed: bool,
+        generation: u32,
+        replaces: Option<String>,
+    },
+    DropIndex {
+        partition: String,
+        index: String,
+    },
 }
 
 impl Action {
@@ -67,7 +86,9 @@ impl Action {
             | Action::ExpirePartition { partition, .. }
             | Action::SyncRls { partition }
             | Action::BuildIndex { partition, .. }
-            | Action::RepairIndex { partition, .. } => partition,
+            | Action::RepairIndex { partition, .. }
+            | Action::BuildVectorIndex { partition, .. }
+            | Action::DropIndex { partition, .. } => partition,
         }
     }
 
@@ -81,6 +102,8 @@ impl Action {
             Action::SyncRls { .. } => "sync_rls",
             Action::BuildIndex { .. } => "build_index",
             Action::RepairIndex { .. } => "repair_index",
+            Action::BuildVectorIndex { .. } => "build_vector_index",
+            Action::DropIndex { .. } => "drop_index",
         }
     }
 }
@@ -117,6 +140,26 @@ impl fmt::Display for Action {
             }
             Action::RepairIndex { partition, index } => {
                 write!(f, "rebuild invalid index {index} on {partition}")
+            }
+            Action::BuildVectorIndex {
+                partition,
+                index,
+                method,
+                lists,
+                replaces,
+                ..
+            } => {
+                write!(f, "build {} index {index} on {partition}", method.as_str())?;
+                if let Some(l) = lists {
+                    write!(f, " (lists = {l})")?;
+                }
+                if let Some(old) = replaces {
+                    write!(f, ", then drop {old}")?;
+                }
+                Ok(())
+            }
+            Action::DropIndex { partition, index } => {
+                write!(f, "drop index {index} on {partition}")
             }
         }
     }
@@ -322,6 +365,11 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
         }
     }
 
+    // 7. Vector indexes per partition.
+    if let Some(policy) = &table.vector_index {
+        crate::vector::plan(policy, &staying, now, &mut plan.actions, &mut plan.notes);
+    }
+
     if let Some(d) = &snapshot.default_partition {
         if d.rows_estimate > 0.0 {
             plan.notes.push(format!(
@@ -383,9 +431,13 @@ fn same_policy(a: &Policy, b: &Policy) -> bool {
 /// Name for a partition's copy of a parent index: `<partition>_<parent index>`, shortened
 /// with a stable hash when longer than PostgreSQL's 63 bytes.
 pub fn child_index_name(partition: &str, parent_index: &str) -> String {
-    let full = format!("{partition}_{parent_index}");
+    fit_identifier(&format!("{partition}_{parent_index}"))
+}
+
+/// `full` if it fits PostgreSQL's 63 bytes, else its head and a stable hash of it.
+pub fn fit_identifier(full: &str) -> String {
     if full.len() <= 63 {
-        return full;
+        return full.to_string();
     }
     // FNV-1a: stable across runs and builds (std's hasher is not).
     let mut h: u32 = 0x811c_9dc5;

@@ -2,8 +2,14 @@
 //! catalog says about the ones that exist. (DESIGN.md §5: an ivfflat index is trained on
 //! the rows present when it is built, so one built on an empty partition finds little.)
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
 use crate::catalog::{Partition, PartitionIndex, TableSnapshot};
 use crate::config::{ListsSetting, TableConfig, VectorIndexPolicy, VectorMethod};
+use crate::error::Error;
+use crate::plan::{fit_identifier, Action, PlannedAction};
 
 /// Vector-index health of one table.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,13 +39,10 @@ pub fn vector_indexes<'a>(
         .filter(move |i| is_vector_index(i, &column))
 }
 
-/// Does the partition hold enough rows for the policy to want an index?
+/// Does the partition hold enough rows for the policy to want an index? (HNSW needs no
+/// training, but `min_rows` still spares tiny partitions an index they do not need.)
 pub fn qualifies(p: &Partition, policy: &VectorIndexPolicy) -> bool {
-    match policy.method {
-        VectorMethod::Ivfflat => p.rows() >= policy.min_rows,
-        // HNSW needs no training; still skip empty partitions.
-        VectorMethod::Hnsw => p.rows() >= policy.min_rows.min(1).max(1),
-    }
+    !p.is_default && p.rows() >= policy.min_rows.max(1)
 }
 
 /// ivfflat `lists` for a row count: rows/1000 up to 1M rows, sqrt(rows) above (pgvector's
@@ -82,8 +85,302 @@ pub fn health(table: &TableConfig, snap: &TableSnapshot) -> VectorHealth {
     h
 }
 
+/// What partwarden records in the comment of a vector index it built, so later runs can
+/// judge growth: `partwarden: method=ivfflat lists=20 rows=20000 closed=false gen=1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BuildRecord {
+    pub method: VectorMethod,
+    pub lists: Option<u32>,
+    pub rows: u64,
+    /// Built after the partition's interval had ended (its data is final).
+    pub closed: bool,
+    pub generation: u32,
+}
+
+impl BuildRecord {
+    pub fn comment(&self) -> String {
+        format!(
+            "partwarden: method={} lists={} rows={} closed={} gen={}",
+            self.method.as_str(),
+            self.lists
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "-".into()),
+            self.rows,
+            self.closed,
+            self.generation
+        )
+    }
+
+    pub fn parse(comment: &str) -> Option<BuildRecord> {
+        let rest = comment.strip_prefix("partwarden: ")?;
+        let mut rec = BuildRecord {
+            method: VectorMethod::Ivfflat,
+            lists: None,
+            rows: 0,
+            closed: false,
+            generation: 1,
+        };
+        for kv in rest.split_whitespace() {
+            let (k, v) = kv.split_once('=')?;
+            match k {
+                "method" => rec.method = v.parse().ok()?,
+                "lists" => rec.lists = v.parse().ok(),
+                "rows" => rec.rows = v.parse().ok()?,
+                "closed" => rec.closed = v == "true",
+                "gen" => rec.generation = v.parse().ok()?,
+                _ => {}
+            }
+        }
+        Some(rec)
+    }
+}
+
+/// Name of generation `generation` of a partition's vector index.
+pub fn index_name(partition: &str, policy: &VectorIndexPolicy, generation: u32) -> String {
+    let short = match policy.method {
+        VectorMethod::Ivfflat => "ivf",
+        VectorMethod::Hnsw => "hnsw",
+    };
+    fit_identifier(&format!(
+        "{partition}_{}_{short}_g{generation}",
+        policy.column
+    ))
+}
+
+/// The vector-index actions for the partitions in `partitions` (those that stay).
+pub fn plan(
+    policy: &VectorIndexPolicy,
+    partitions: &[&Partition],
+    now: DateTime<Utc>,
+    actions: &mut Vec<PlannedAction>,
+    notes: &mut Vec<String>,
+) {
+    for p in partitions.iter().filter(|p| !p.is_default) {
+        let rows = p.rows();
+        let closed = p.bounds.is_some_and(|b| b.to <= now);
+        let indexes: Vec<&PartitionIndex> = vector_indexes(p, policy).collect();
+        for i in indexes.iter().filter(|i| !i.valid) {
+            actions.push(PlannedAction {
+                action: Action::DropIndex { partition: p.name.clone(), index: i.name.clone() },
+                reason: format!(
+                    "vector index {} is INVALID (a failed or cancelled CREATE INDEX CONCURRENTLY): queries ignore it",
+                    i.name
+                ),
+            });
+        }
+        let mut valid: Vec<(&PartitionIndex, Option<BuildRecord>)> = indexes
+            .iter()
+            .filter(|i| i.valid)
+            .map(|i| (*i, i.comment.as_deref().and_then(BuildRecord::parse)))
+            .collect();
+        // Newest partwarden generation first; indexes partwarden did not build last.
+        valid.sort_by_key(|(_, r)| std::cmp::Reverse(r.map(|r| r.generation)));
+        let max_gen = valid
+            .iter()
+            .filter_map(|(_, r)| r.map(|r| r.generation))
+            .max()
+            .unwrap_or(0);
+        let build = |generation: u32, replaces: Option<String>, reason: String| PlannedAction {
+            action: Action::BuildVectorIndex {
+                partition: p.name.clone(),
+                index: index_name(&p.name, policy, generation),
+                method: policy.method,
+                lists: (policy.method == VectorMethod::Ivfflat).then(|| lists_for(policy, rows)),
+                rows,
+                closed,
+                generation,
+                replaces,
+            },
+            reason,
+        };
+        match valid.first() {
+            None if qualifies(p, policy) => {
+                let how = match policy.method {
+                    VectorMethod::Ivfflat => {
+                        format!(
+                            "ivfflat lists = {} from {rows} rows",
+                            lists_for(policy, rows)
+                        )
+                    }
+                    VectorMethod::Hnsw => format!(
+                        "hnsw m = {}, ef_construction = {}",
+                        policy.m, policy.ef_construction
+                    ),
+                };
+                actions.push(build(
+                    max_gen + 1,
+                    None,
+                    format!(
+                        "{rows} rows ≥ min_rows {} and no valid vector index; {how}",
+                        policy.min_rows
+                    ),
+                ));
+            }
+            None => {}
+            Some((current, None)) => notes.push(format!(
+                "{}: vector index {} was not built by partwarden; it is left alone",
+                p.name, current.name
+            )),
+            Some((current, Some(rec))) => {
+                let why = if rec.method != policy.method {
+                    Some(format!(
+                        "the policy's method is now {}, the index is {}",
+                        policy.method.as_str(),
+                        rec.method.as_str()
+                    ))
+                } else if policy.method == VectorMethod::Ivfflat
+                    && rec.rows > 0
+                    && rows as f64 >= rec.rows as f64 * policy.rebuild_growth_factor
+                {
+                    Some(format!(
+                        "grew from {} to {rows} rows since its ivfflat index was built (≥ {}×): its lists and centroids no longer fit",
+                        rec.rows, policy.rebuild_growth_factor
+                    ))
+                } else if policy.method == VectorMethod::Ivfflat
+                    && policy.rebuild_on_close
+                    && closed
+                    && !rec.closed
+                {
+                    Some("its interval has ended: one last rebuild trains the ivfflat index on the final data".to_string())
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    actions.push(build(
+                        rec.generation.max(max_gen) + 1,
+                        Some(current.name.clone()),
+                        why,
+                    ));
+                }
+                for (old, _) in valid.iter().skip(1).filter(|(_, r)| r.is_some()) {
+                    actions.push(PlannedAction {
+                        action: Action::DropIndex {
+                            partition: p.name.clone(),
+                            index: old.name.clone(),
+                        },
+                        reason: format!("superseded by {}", current.name),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// `maintenance_work_mem` (kB) for a build: pgvector ≥ 0.8.4 fails an ivfflat build that
+/// has less than about lists × 50 × 3.1 kB (DESIGN.md §5); HNSW builds fastest when the
+/// graph fits (about rows × (dimensions × 4 + m × 16) bytes). At least 64 MB, at most the
+/// policy's ceiling.
+pub fn maintenance_work_mem_kb(
+    policy: &VectorIndexPolicy,
+    rows: u64,
+    lists: Option<u32>,
+    dims: u32,
+) -> u64 {
+    let needed = match policy.method {
+        VectorMethod::Ivfflat => (f64::from(lists.unwrap_or(1)) * 50.0 * 3.1 * 1.25) as u64,
+        VectorMethod::Hnsw => {
+            rows.saturating_mul(u64::from(dims) * 4 + u64::from(policy.m) * 16) / 1024 * 5 / 4
+        }
+    };
+    needed
+        .max(64 * 1024)
+        .min(policy.max_maintenance_work_mem_kb())
+}
+
+/// Checks a table's vector policy against the database: the column is a pgvector
+/// `vector` and the operator class exists for the method. Returns the dimensions.
+pub async fn validate_policy(
+    conn: &mut PgConnection,
+    table: &TableConfig,
+) -> Result<Option<u32>, Error> {
+    let Some(policy) = &table.vector_index else {
+        return Ok(None);
+    };
+    let key = |k: &str| format!("tables[{}].vector_index.{k}", table.label());
+    let col: Option<(String, i32)> = sqlx::query_as(
+        "SELECT t.typname::text, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+          WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+    )
+    .bind(table.qualified_name())
+    .bind(policy.column.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let dims = match col {
+        None => {
+            return Err(Error::Policy {
+                key: key("column"),
+                message: format!("{} has no column {}", table.label(), policy.column),
+            })
+        }
+        Some((t, m)) if t == "vector" => u32::try_from(m).unwrap_or(0),
+        Some((t, _)) => {
+            return Err(Error::Policy {
+                key: key("column"),
+                message: format!("column {} is {t}, not a pgvector vector", policy.column),
+            })
+        }
+    };
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                         WHERE oc.opcname = $1 AND am.amname = $2)",
+    )
+    .bind(policy.opclass.as_str())
+    .bind(policy.method.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    if !exists {
+        return Err(Error::Policy {
+            key: key("opclass"),
+            message: format!(
+                "operator class {} does not exist for {}",
+                policy.opclass,
+                policy.method.as_str()
+            ),
+        });
+    }
+    Ok(Some(dims))
+}
+
+/// A `CREATE INDEX` under way, from `pg_stat_progress_create_index`.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct BuildProgress {
+    pub partition: String,
+    pub index: Option<String>,
+    pub phase: String,
+    /// Percent of the current phase done, when PostgreSQL reports totals.
+    pub percent: Option<f64>,
+}
+
+pub async fn progress(conn: &mut PgConnection) -> Result<Vec<BuildProgress>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT c.relname::text AS partition, ic.relname::text AS index, p.phase,
+                round(100.0 * CASE WHEN p.blocks_total > 0 THEN p.blocks_done::numeric / p.blocks_total
+                                   WHEN p.tuples_total > 0 THEN p.tuples_done::numeric / p.tuples_total END, 1)::float8
+                  AS percent
+           FROM pg_stat_progress_create_index p
+           JOIN pg_class c ON c.oid = p.relid
+           LEFT JOIN pg_class ic ON ic.oid = p.index_relid",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn build_records_round_trip() {
+        use super::*;
+        let r = BuildRecord {
+            method: VectorMethod::Ivfflat,
+            lists: Some(20),
+            rows: 20_000,
+            closed: true,
+            generation: 3,
+        };
+        assert_eq!(BuildRecord::parse(&r.comment()), Some(r));
+        assert_eq!(BuildRecord::parse("made by hand"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -30,10 +30,10 @@ pub fn run_report(report: &RunReport) -> String {
                     sql_literal(report.now)
                 );
                 for o in &r.outcomes {
-                    let mark = if o.status == Status::Done {
-                        "ok    "
-                    } else {
-                        "FAILED"
+                    let mark = match o.status {
+                        Status::Done => "ok     ",
+                        Status::Failed => "FAILED ",
+                        Status::Skipped => "skipped",
                     };
                     let _ = writeln!(
                         out,
