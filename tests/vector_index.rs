@@ -47,8 +47,8 @@ fn month(offset: i64) -> (String, DateTime<Utc>) {
     )
 }
 
-/// `n` events of tenant A with clustered 768-d embeddings (20 cluster centres, small
-/// noise; deterministic per `seed`) at `at` + i seconds, then ANALYZE.
+/// `n` events of tenant A with clustered 768-d embeddings (`CLUSTERS` overlapping clusters;
+/// deterministic per `seed`) at `at` + i seconds, then ANALYZE.
 async fn load(pool: &PgPool, partition: &str, at: DateTime<Utc>, n: i64, seed: f64) {
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("SELECT set_config('app.current_tenant_id', $1, true), setseed($2)")
@@ -60,7 +60,7 @@ async fn load(pool: &PgPool, partition: &str, at: DateTime<Utc>, n: i64, seed: f
     sqlx::query(
         "CREATE TEMP TABLE IF NOT EXISTS centres AS
            SELECT c, (SELECT array_agg(random()::real - 0.5) FROM generate_series(1, 768) WHERE c > 0) AS v
-             FROM generate_series(1, 20) c",
+             FROM generate_series(1, 200) c",
     )
     .execute(&mut *tx)
     .await
@@ -68,8 +68,8 @@ async fn load(pool: &PgPool, partition: &str, at: DateTime<Utc>, n: i64, seed: f
     sqlx::query(
         "INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp, embedding_768)
          SELECT $1::uuid, 'p', 'e', $2 + make_interval(secs => g),
-                (SELECT array_agg(x + (random()::real - 0.5) * 0.2) FROM unnest(ce.v) x)::vector
-           FROM generate_series(1, $3::int) g JOIN centres ce ON ce.c = 1 + (g % 20)",
+                (SELECT array_agg(x + (random()::real - 0.5) * 0.6) FROM unnest(ce.v) x)::vector
+           FROM generate_series(1, $3::int) g JOIN centres ce ON ce.c = 1 + (g % 200)",
     )
     .bind(A)
     .bind(at)
@@ -419,8 +419,8 @@ async fn partwarden_indexes_find_more_neighbours_than_the_empty_built_original()
     assert_eq!(code, 0, "{out}");
     // Queries near the data (its own points, perturbed), fixed by seed.
     let queries: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT (SELECT array_agg(x + 0.05) FROM unnest(embedding_768::real[]) x)::vector::text
-           FROM {current} ORDER BY id LIMIT 40"
+        "SELECT (SELECT array_agg(x + (random()::real - 0.5) * 0.1) FROM unnest(embedding_768::real[]) x)::vector::text
+           FROM {current} ORDER BY id LIMIT 60"
     ))
     .fetch_all(&pool)
     .await
@@ -434,8 +434,8 @@ async fn partwarden_indexes_find_more_neighbours_than_the_empty_built_original()
             .await
             .unwrap();
         let q: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT (SELECT array_agg(x + 0.05) FROM unnest(embedding_768::real[]) x)::vector::text
-               FROM {current} ORDER BY id LIMIT 40"
+            "SELECT (SELECT array_agg(x + (random()::real - 0.5) * 0.1) FROM unnest(embedding_768::real[]) x)::vector::text
+               FROM {current} ORDER BY id LIMIT 60"
         ))
         .fetch_all(&mut *tx)
         .await
@@ -445,9 +445,10 @@ async fn partwarden_indexes_find_more_neighbours_than_the_empty_built_original()
     } else {
         queries
     };
-    assert_eq!(queries.len(), 40);
-    // Margins well under what was measured (probes 1: 1.00 vs 0.45; probes 2: 1.00 vs 0.78).
-    for (probes, margin) in [(1, 0.3), (2, 0.1)] {
+    assert_eq!(queries.len(), 60);
+    // Margins well under what was measured over repeated runs (pgvector draws the empty
+    // index's centroids at random): probes 1: 0.98–1.00 vs 0.23–0.41; probes 2: 1.00 vs 0.36–0.58.
+    for (probes, margin) in [(1, 0.4), (2, 0.25)] {
         let ours = recall(&pool, &current, probes, &queries).await;
         let original = recall(&pool, "original", probes, &queries).await;
         eprintln!("probes={probes}: partwarden recall@10 {ours:.3}, original {original:.3}");
