@@ -421,3 +421,84 @@ async fn json_logs_without_secrets() {
         assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
     }
 }
+
+#[tokio::test]
+async fn the_probe_query_feeds_its_histogram() {
+    let db = TestDb::migrated("daemon_probe").await;
+    let d = Daemon::start(
+        &[
+            ("DATABASE_URL", db.owner_url()),
+            ("PARTWARDEN__PROBE__ENABLED", "true".into()),
+            ("PARTWARDEN__PROBE__INTERVAL", "1s".into()),
+            (
+                "PARTWARDEN__PROBE__TENANT_ID",
+                "00000000-0000-0000-0000-00000000000a".into(),
+            ),
+        ],
+        None,
+    );
+    let m = d.wait_metric(
+        &format!("partwarden_probe_query_duration_seconds_count{{{T}}}"),
+        Duration::from_secs(20),
+        |v| v >= 2.0,
+    );
+    let fast = sample(
+        &m,
+        &format!("partwarden_probe_query_duration_seconds_bucket{{{T},le=\"0.5\"}}"),
+    )
+    .unwrap();
+    assert!(fast >= 2.0, "{m}");
+    assert!(
+        !d.log().contains("probe query:"),
+        "probe errors:\n{}",
+        d.log()
+    );
+}
+
+#[tokio::test]
+async fn overlapping_runs_are_skipped_and_counted() {
+    let db = TestDb::migrated("daemon_overlap").await;
+    make_work(&db).await;
+    // A reader keeps the default partition locked, so each ATTACH waits lock_timeout and
+    // retries: the run lasts seconds while the cron fires every second.
+    let pool = db.owner_pool().await;
+    let mut reader = pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT set_config('app.current_tenant_id', '00000000-0000-0000-0000-00000000000a', true)",
+    )
+    .execute(&mut *reader)
+    .await
+    .unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM archon_ga4_events")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    let d = Daemon::start(
+        &[
+            ("DATABASE_URL", db.owner_url()),
+            ("PARTWARDEN__SCHEDULE__MAINTENANCE", "* * * * * *".into()),
+            ("PARTWARDEN__DATABASE__LOCK_TIMEOUT", "500ms".into()),
+            ("PARTWARDEN__DATABASE__DDL_ATTEMPTS", "4".into()),
+            ("PARTWARDEN__DATABASE__DDL_BACKOFF", "500ms".into()),
+        ],
+        None,
+    );
+    d.wait_metric(
+        &format!("partwarden_maintenance_runs_total{{{T},result=\"skipped\"}}"),
+        Duration::from_secs(30),
+        |v| v >= 2.0,
+    );
+    reader.rollback().await.unwrap();
+    // Once the reader is gone a run succeeds and the partitions come back.
+    d.wait_metric(
+        &format!("partwarden_future_partitions{{{T}}}"),
+        Duration::from_secs(60),
+        |v| v == 3.0,
+    );
+    // (the run under way when the reader left succeeds on a retry)
+    d.wait_metric(
+        &format!("partwarden_maintenance_runs_total{{{T},result=\"success\"}}"),
+        Duration::from_secs(30),
+        |v| v >= 1.0,
+    );
+}
