@@ -27,17 +27,33 @@ pw_psql "postgres://postgres@127.0.0.1:$PW_PG_PORT/partwarden_demo" -c "CREATE E
 export DATABASE_URL="postgres://partwarden@127.0.0.1:$PW_PG_PORT/partwarden_demo"
 echo "== partwarden migrate"
 "$bin" migrate
-echo "== partitions (SELECT * FROM get_ga4_partition_stats())"
-pw_psql "$DATABASE_URL" -P pager=off -c "SELECT * FROM get_ga4_partition_stats()"
+echo "== partwarden status"
+"$bin" status
+port=${PW_DEMO_HTTP_PORT:-$(pw_free_port)}
+export PARTWARDEN__HTTP__LISTEN=127.0.0.1:$port
 
 if [ "${PW_DEMO_ONESHOT:-0}" = 1 ]; then
+    # CI: the daemon comes up, is ready, serves metrics, and stops cleanly on SIGTERM.
+    "$bin" run & pid=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$port/readyz"
+    curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^partwarden_(partitions|future_partitions|leader|database_up)'
+    kill -TERM "$pid"
+    wait "$pid"
+    echo "== demo OK"
     exit 0
 fi
 cat <<TXT
 
-The demo database is up. Try:
+The demo database is up and partwarden runs against it (Ctrl-C stops both and removes the
+cluster). In another terminal:
+  curl http://127.0.0.1:$port/metrics
+  curl http://127.0.0.1:$port/status
+  DATABASE_URL=$DATABASE_URL $bin status
+  DATABASE_URL=$DATABASE_URL $bin maintain --dry-run --now 2030-01-15T00:00:00Z
   $PW_PG_BIN/psql "$DATABASE_URL"
-  DATABASE_URL=$DATABASE_URL $bin migrate
-Ctrl-C stops it and removes the cluster.
 TXT
-while true; do sleep 3600; done
+"$bin" run

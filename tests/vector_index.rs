@@ -459,3 +459,20 @@ async fn partwarden_indexes_find_more_neighbours_than_the_empty_built_original()
         assert!(ours >= 0.8, "probes={probes}: partwarden recall {ours:.3}");
     }
 }
+
+#[tokio::test]
+async fn a_parent_level_ivfflat_index_is_called_out() {
+    let db = TestDb::migrated("vec_parent").await;
+    let pool = db.owner_pool().await;
+    pool.execute("CREATE INDEX parent_ivf ON archon_ga4_events USING ivfflat (embedding_768 vector_cosine_ops) WITH (lists = 100)")
+        .await
+        .unwrap();
+    let toml = policy("min_rows = 1000");
+    for args in [&["status"][..], &["maintain", "--dry-run"][..]] {
+        let (_, out) = maintain(&db, &toml, args);
+        assert!(
+            out.contains("WARNING: parent-level ivfflat index parent_ivf"),
+            "{args:?}: {out}"
+        );
+    }
+}
