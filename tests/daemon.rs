@@ -502,3 +502,68 @@ async fn overlapping_runs_are_skipped_and_counted() {
         |v| v >= 1.0,
     );
 }
+
+#[tokio::test]
+async fn connections_killed_mid_run_leave_nothing_half_done() {
+    let db = TestDb::migrated("daemon_killed").await;
+    make_work(&db).await;
+    let pool = db.owner_pool().await;
+    // Keep the run busy retrying its first ATTACH.
+    let mut reader = pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT set_config('app.current_tenant_id', '00000000-0000-0000-0000-00000000000a', true)",
+    )
+    .execute(&mut *reader)
+    .await
+    .unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM archon_ga4_events")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    let d = Daemon::start(
+        &[
+            ("DATABASE_URL", db.owner_url()),
+            ("PARTWARDEN__SCHEDULE__MAINTENANCE", "*/2 * * * * *".into()),
+            ("PARTWARDEN__DATABASE__LOCK_TIMEOUT", "500ms".into()),
+            ("PARTWARDEN__DATABASE__DDL_ATTEMPTS", "20".into()),
+            ("PARTWARDEN__DATABASE__DDL_BACKOFF", "300ms".into()),
+        ],
+        None,
+    );
+    wait_for(Duration::from_secs(20), "a retrying DDL step", || {
+        d.log().contains("retrying in").then_some(())
+    });
+    // As if the server restarted: every partwarden session is terminated mid-run.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE application_name = 'partwarden' AND datname = current_database()",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty());
+    reader.rollback().await.unwrap();
+    // The next runs finish the job.
+    d.wait_metric(
+        &format!("partwarden_future_partitions{{{T}}}"),
+        Duration::from_secs(60),
+        |v| v == 3.0,
+    );
+    // Nothing half-done: no standalone leftovers, nothing left to plan.
+    let leftovers: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+          WHERE c.relname LIKE 'archon_ga4_events_2%' AND c.relkind = 'r' AND NOT c.relispartition",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_partwarden"))
+        .args(["maintain", "--dry-run"])
+        .env("DATABASE_URL", db.owner_url())
+        .env_remove("PARTWARDEN_CONFIG")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("0 action(s)"), "{out}");
+}
