@@ -321,52 +321,50 @@ fn render_state(version: &str, s: &State) -> String {
             let _ = writeln!(out, "{name}{{table=\"{}\"}} {}", esc(table), get(g));
         }
     }
-    family(
-        &mut out,
-        "partwarden_partition_size_bytes",
-        "gauge",
-        "Total size of a partition with its indexes and TOAST (pg_total_relation_size).",
-    );
-    for (table, g) in &s.tables {
-        for (p, bytes, _) in &g.per_partition {
-            let _ = writeln!(
-                out,
-                "partwarden_partition_size_bytes{{table=\"{}\",partition=\"{}\"}} {bytes}",
-                esc(table),
-                esc(p)
-            );
-        }
-    }
-    family(
-        &mut out,
-        "partwarden_partition_rows",
-        "gauge",
-        "Estimated rows of a partition (pg_class.reltuples; 0 until first analyzed).",
-    );
-    for (table, g) in &s.tables {
-        for (p, _, rows) in &g.per_partition {
-            let _ = writeln!(
-                out,
-                "partwarden_partition_rows{{table=\"{}\",partition=\"{}\"}} {rows}",
-                esc(table),
-                esc(p)
-            );
-        }
-    }
-    family(
-        &mut out,
-        "partwarden_vector_index_size_bytes",
-        "gauge",
-        "Size of a partition's valid vector index.",
-    );
-    for (table, g) in &s.tables {
-        for (p, bytes) in &g.vector_index_bytes {
-            let _ = writeln!(
-                out,
-                "partwarden_vector_index_size_bytes{{table=\"{}\",partition=\"{}\"}} {bytes}",
-                esc(table),
-                esc(p)
-            );
+    type PerPartition = fn(&TableGauges) -> Vec<(&str, f64)>;
+    let per_partition: [(&str, &str, PerPartition); 3] = [
+        (
+            "partwarden_partition_size_bytes",
+            "Total size of a partition with its indexes and TOAST (pg_total_relation_size).",
+            |g| {
+                g.per_partition
+                    .iter()
+                    .map(|(p, bytes, _)| (p.as_str(), *bytes as f64))
+                    .collect()
+            },
+        ),
+        (
+            "partwarden_partition_rows",
+            "Estimated rows of a partition (pg_class.reltuples; 0 until first analyzed).",
+            |g| {
+                g.per_partition
+                    .iter()
+                    .map(|(p, _, rows)| (p.as_str(), *rows as f64))
+                    .collect()
+            },
+        ),
+        (
+            "partwarden_vector_index_size_bytes",
+            "Size of a partition's valid vector index.",
+            |g| {
+                g.vector_index_bytes
+                    .iter()
+                    .map(|(p, bytes)| (p.as_str(), *bytes as f64))
+                    .collect()
+            },
+        ),
+    ];
+    for (name, help, get) in per_partition {
+        family(&mut out, name, "gauge", help);
+        for (table, g) in &s.tables {
+            for (p, v) in get(g) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{table=\"{}\",partition=\"{}\"}} {v}",
+                    esc(table),
+                    esc(p)
+                );
+            }
         }
     }
     family(&mut out, "partwarden_maintenance_last_success_timestamp_seconds", "gauge", "When maintenance last succeeded for the table (Unix time; kept in the database across restarts).");

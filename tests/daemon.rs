@@ -462,17 +462,7 @@ async fn overlapping_runs_are_skipped_and_counted() {
     // A reader keeps the default partition locked, so each ATTACH waits lock_timeout and
     // retries: the run lasts seconds while the cron fires every second.
     let pool = db.owner_pool().await;
-    let mut reader = pool.begin().await.unwrap();
-    sqlx::query(
-        "SELECT set_config('app.current_tenant_id', '00000000-0000-0000-0000-00000000000a', true)",
-    )
-    .execute(&mut *reader)
-    .await
-    .unwrap();
-    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM archon_ga4_events")
-        .fetch_one(&mut *reader)
-        .await
-        .unwrap();
+    let reader = support::hold_reader(&pool).await;
     let d = Daemon::start(
         &[
             ("DATABASE_URL", db.owner_url()),
@@ -509,17 +499,7 @@ async fn connections_killed_mid_run_leave_nothing_half_done() {
     make_work(&db).await;
     let pool = db.owner_pool().await;
     // Keep the run busy retrying its first ATTACH.
-    let mut reader = pool.begin().await.unwrap();
-    sqlx::query(
-        "SELECT set_config('app.current_tenant_id', '00000000-0000-0000-0000-00000000000a', true)",
-    )
-    .execute(&mut *reader)
-    .await
-    .unwrap();
-    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM archon_ga4_events")
-        .fetch_one(&mut *reader)
-        .await
-        .unwrap();
+    let reader = support::hold_reader(&pool).await;
     let d = Daemon::start(
         &[
             ("DATABASE_URL", db.owner_url()),

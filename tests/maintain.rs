@@ -83,12 +83,7 @@ async fn partitions(pool: &PgPool) -> Vec<String> {
 }
 
 async fn insert_as(pool: &PgPool, tenant: &str, ts: DateTime<Utc>) {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(tenant)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = support::tenant_tx(&pool, tenant).await;
     sqlx::query(
         "INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp) VALUES ($1::uuid, 'p', 'e', $2)",
     )
@@ -104,12 +99,7 @@ async fn insert_as(pool: &PgPool, tenant: &str, ts: DateTime<Utc>) {
 async fn rows_by_partition(pool: &PgPool) -> Vec<(String, String)> {
     let mut all = Vec::new();
     for t in [A, B] {
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-            .bind(t)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = support::tenant_tx(&pool, t).await;
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT tenant_id::text, tableoid::regclass::text FROM archon_ga4_events ORDER BY event_timestamp",
         )
@@ -672,16 +662,7 @@ async fn ddl_gives_up_after_lock_timeout_without_stalling_inserts_then_succeeds(
         .to_rfc3339();
 
     // A long reader holding ACCESS SHARE on the parent and every partition.
-    let mut reader = pool.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(A)
-        .execute(&mut *reader)
-        .await
-        .unwrap();
-    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM archon_ga4_events")
-        .fetch_one(&mut *reader)
-        .await
-        .unwrap();
+    let reader = support::hold_reader(&pool).await;
 
     // Inserts into the current month's partition, timed, while maintenance runs.
     let ins_pool = pool.clone();

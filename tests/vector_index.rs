@@ -342,12 +342,7 @@ async fn a_policy_that_does_not_fit_the_database_is_a_config_error() {
 async fn recall(pool: &PgPool, table: &str, probes: u32, queries: &[String]) -> f64 {
     let mut hits = 0usize;
     for q in queries {
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-            .bind(A)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = support::tenant_tx(&pool, A).await;
         tx.execute("SET LOCAL enable_indexscan = off")
             .await
             .unwrap();
@@ -402,12 +397,7 @@ async fn partwarden_indexes_find_more_neighbours_than_the_empty_built_original()
     load(&pool, &current, m + chrono::Duration::hours(1), 4000, 0.7).await;
     {
         // RLS is forced on the partition: copy as tenant A.
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-            .bind(A)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = support::tenant_tx(&pool, A).await;
         let copied = tx
             .execute(format!("INSERT INTO original SELECT * FROM {current}").as_str())
             .await
@@ -427,12 +417,7 @@ async fn partwarden_indexes_find_more_neighbours_than_the_empty_built_original()
     .unwrap_or_default();
     let queries = if queries.is_empty() {
         // RLS hides rows from the owner without a tenant; read them as tenant A.
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-            .bind(A)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = support::tenant_tx(&pool, A).await;
         let q: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT (SELECT array_agg(x + (random()::real - 0.5) * 0.1) FROM unnest(embedding_768::real[]) x)::vector::text
                FROM {current} ORDER BY id LIMIT 60"

@@ -212,13 +212,26 @@ async fn ensure_template() {
         .unwrap();
 }
 
-/// Runs a statement as the given pool's role with a tenant set, in one transaction.
-pub async fn with_tenant<'a>(tx: &mut sqlx::Transaction<'a, sqlx::Postgres>, tenant: Option<&str>) {
+/// A transaction with the tenant set (RLS is forced: even the owner needs it).
+pub async fn tenant_tx(pool: &PgPool, tenant: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = pool.begin().await.unwrap();
     sqlx::query("SELECT set_config('app.current_tenant_id', $1, true)")
-        .bind(tenant.unwrap_or(""))
-        .execute(&mut **tx)
+        .bind(tenant)
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx
+}
+
+/// A long reader: a transaction that has read the whole table, so it holds ACCESS SHARE
+/// on the parent and every partition (the default partition included) until it ends.
+pub async fn hold_reader(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = tenant_tx(pool, "00000000-0000-0000-0000-00000000000a").await;
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM archon_ga4_events")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {
