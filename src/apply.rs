@@ -149,12 +149,26 @@ pub async fn apply_plan(
 ) -> Vec<ActionOutcome> {
     let (retry, stop) = (ctx.retry, ctx.stop);
     let mut outcomes = Vec::with_capacity(plan.actions.len());
+    // Once one expiry fails, the others wait for the next run: with a default partition
+    // each is a plain DETACH that queues for ACCESS EXCLUSIVE on the parent, so trying
+    // them back to back would stall inserts for one lock_timeout after another; without
+    // one, PostgreSQL allows a single pending DETACH CONCURRENTLY per table.
+    let mut expiry_deferred: Option<String> = None;
     for planned in &plan.actions {
-        if stopping(stop) {
+        let skip = if stopping(stop) {
+            Some("not started: shutting down".to_string())
+        } else if let (Action::ExpirePartition { .. }, Some(why)) =
+            (&planned.action, &expiry_deferred)
+        {
+            Some(format!("deferred to the next run: {why}"))
+        } else {
+            None
+        };
+        if let Some(detail) = skip {
             outcomes.push(ActionOutcome {
                 planned: planned.clone(),
                 status: Status::Skipped,
-                detail: "not started: shutting down".into(),
+                detail,
                 attempts: 0,
                 seconds: 0.0,
             });
@@ -168,6 +182,11 @@ pub async fn apply_plan(
         let outcome = run_with_retries(conn, table, snapshot, planned, retry, stop, ctx.monitor)
             .instrument(span)
             .await;
+        if let (Action::ExpirePartition { partition, .. }, Status::Failed) =
+            (&planned.action, &outcome.status)
+        {
+            expiry_deferred = Some(format!("expiring {partition} failed ({})", outcome.detail));
+        }
         outcomes.push(outcome);
     }
     outcomes

@@ -753,3 +753,46 @@ async fn ddl_gives_up_after_lock_timeout_without_stalling_inserts_then_succeeds(
         run.out
     );
 }
+
+#[tokio::test]
+async fn after_one_expiry_gives_up_the_others_wait_for_the_next_run() {
+    let db = TestDb::migrated("expiry_deferred").await;
+    let pool = db.owner_pool().await;
+    let toml = "[[tables]]\nname = \"archon_ga4_events\"\nmax_expire_per_run = 10\n";
+    let env = [
+        ("PARTWARDEN__DATABASE__LOCK_TIMEOUT", "300ms"),
+        ("PARTWARDEN__DATABASE__DDL_ATTEMPTS", "2"),
+    ];
+    let reader = support::hold_reader(&pool).await;
+    let run = partwarden(
+        &db,
+        Some(toml),
+        &env,
+        &["maintain", "--now", "2056-01-01T00:00:00Z"],
+    );
+    assert_eq!(run.code, 1, "{}", run.out);
+    // The first expiry tried twice and gave up; the three others were not even tried.
+    let failed = run
+        .out
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("FAILED") && l.contains("gave up after 2 attempt(s)")
+        })
+        .count();
+    let deferred = run
+        .out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("skipped") && l.contains("deferred to the next run"))
+        .count();
+    assert_eq!((failed, deferred), (4 + 1, 3), "{}", run.out);
+    reader.rollback().await.unwrap();
+    let run = partwarden(
+        &db,
+        Some(toml),
+        &env,
+        &["maintain", "--now", "2056-01-01T00:00:00Z"],
+    );
+    assert_eq!(run.code, 0, "{}", run.out);
+    let parts = partitions(&pool).await;
+    assert_eq!(parts.len(), 5, "{parts:?}");
+}

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Online maintenance under an insert load (SPEC §8 "Online"; DESIGN "PostgreSQL
+# behaviours" 1, 2, 4). What it measures and why: bench/README.md.
+#
+# For each
+#   method:    `partwarden maintain` (default config: with a default partition)  |
+#              `partwarden maintain` with default_partition = false (no default partition:
+#              DETACH CONCURRENTLY becomes possible)  |
+#              the blocking SQL functions, as cron would call them
+#   condition: none  |  a long transaction reading the whole table  |  a long transaction
+#              reading only the current month (its query is pruned to that partition)
+# it makes a fresh database where one maintenance run has to create 3 partitions and
+# expire 12, runs an application-like insert load with pgbench, starts the maintenance
+# while the load runs, checks the result in the catalog (pg_inherits), samples lock waits
+# (pg_locks) and reports insert latency. A partwarden run that gave up on some DDL after
+# its retries is followed, once the long transaction has ended, by a second run.
+#
+# Knobs (environment): BENCH_RATE (inserts/s offered, default 400), BENCH_HOLD (seconds
+# the long transaction stays open, default 10), BENCH_LOAD_SHORT / BENCH_LOAD_LONG (load
+# duration without / with a long transaction, default 12 / 25 s), BENCH_LOCK_TIMEOUT
+# (default 1s), BENCH_DDL_ATTEMPTS (3), BENCH_DDL_BACKOFF (1s), BENCH_SCENARIOS (default
+# "partwarden:none partwarden:table partwarden:month nodefault:none nodefault:table
+# nodefault:month sql:none sql:table sql:month"),
+# BENCH_KEEP_LOGS=DIR (copy every log there before the cluster is removed).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/pg.sh
+. scripts/pg.sh
+
+RATE=${BENCH_RATE:-400}
+HOLD=${BENCH_HOLD:-10}
+LOAD_SHORT=${BENCH_LOAD_SHORT:-12}
+LOAD_LONG=${BENCH_LOAD_LONG:-25}
+LOCK_TIMEOUT=${BENCH_LOCK_TIMEOUT:-1s}
+DDL_ATTEMPTS=${BENCH_DDL_ATTEMPTS:-3}
+DDL_BACKOFF=${BENCH_DDL_BACKOFF:-1s}
+SCENARIOS=${BENCH_SCENARIOS:-partwarden:none partwarden:table partwarden:month nodefault:none nodefault:table nodefault:month sql:none sql:table sql:month}
+CLIENTS=4
+THREADS=2
+TENANT=7d1c0a3e-5b1f-4c2a-9e3d-000000000001
+READER_AT=2  # seconds after the load starts
+MAINT_AT=3
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+log() { printf '== %s\n' "$*"; }
+strip_ansi() { sed 's/\x1b\[[0-9;]*m//g'; }
+
+pw_pg_install 2> >(grep -v -e RuntimeDirWarning -e user_runtime_dir >&2)
+log "building partwarden (cargo build)"
+cargo build --quiet
+BIN=$PWD/target/debug/partwarden
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-bench.XXXXXX")
+chmod 0755 "$TMP"
+BG_PIDS=()
+cleanup() {
+    local rc=$? p
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    pw_pg_stop
+    if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+        mkdir -p "$BENCH_KEEP_LOGS" && cp -r "$TMP"/sc_* "$TMP"/*.toml "$TMP"/*.sql "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pw_pg_start "$TMP/pg"
+pw_pg_bootstrap
+PORT=$PW_PG_PORT
+PGBENCH=$PW_PG_BIN/pgbench
+log "$("$PW_PG_BIN/postgres" --version), pgbench $("$PGBENCH" --version | awk '{print $3}'), $(nproc) CPU(s), $(uname -sr)"
+
+# partwarden's documented default configuration, except max_expire_per_run: its default
+# (3) would expire only 3 of the 12 partitions per run; this bench compares one run of
+# each method doing the same work.
+CONFIG=$TMP/partwarden.toml
+sed 's/^max_expire_per_run = 3$/max_expire_per_run = 12/' config/partwarden.toml >"$CONFIG"
+grep -q '^max_expire_per_run = 12$' "$CONFIG" || { echo "could not set max_expire_per_run in $CONFIG" >&2; exit 1; }
+# The same without a default partition (the "nodefault" method; its databases get the
+# migrations' default partition dropped).
+CONFIG_NODEFAULT=$TMP/partwarden-nodefault.toml
+sed 's/^default_partition = true$/default_partition = false/' "$CONFIG" >"$CONFIG_NODEFAULT"
+grep -q '^default_partition = false$' "$CONFIG_NODEFAULT" || { echo "could not set default_partition in $CONFIG_NODEFAULT" >&2; exit 1; }
+export PARTWARDEN__DATABASE__LOCK_TIMEOUT=$LOCK_TIMEOUT
+export PARTWARDEN__DATABASE__DDL_ATTEMPTS=$DDL_ATTEMPTS
+export PARTWARDEN__DATABASE__DDL_BACKOFF=$DDL_BACKOFF
+DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config "$CONFIG" >/dev/null
+DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config "$CONFIG_NODEFAULT" >/dev/null
+LOCK_TIMEOUT_MS=$(pw_psql "$PW_PG_ADMIN_URL" -At -c "SELECT round(extract(epoch FROM '$LOCK_TIMEOUT'::interval) * 1000)")
+
+# The application's insert, as it would run it: the tenant set for the transaction
+# (forced RLS), event_timestamp = now(). Runs as app_user (not the owner) with INSERT on
+# the table and USAGE on its sequence granted; no embedding (NULL).
+cat >"$TMP/insert.sql" <<SQL
+\set r random(1, 1000000000)
+BEGIN;
+SELECT set_config('app.current_tenant_id', '$TENANT', true);
+INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp, page_path, page_title, user_pseudo_id, session_id, metrics, dimensions) VALUES ('$TENANT', 'bench-load', 'page_view', now(), '/page/' || :r, 'Bench page', 'user-' || (:r % 1000), 'session-' || (:r % 10000), '{"engagement_time_msec": 1200}', '{"device": "desktop", "country": "DE"}');
+COMMIT;
+SQL
+
+# The long transactions (app_user, same tenant). "table": no partition pruning, so it
+# holds ACCESS SHARE on the parent and on every partition, the default one included.
+# "month": a constant range of the current UTC month, pruned at plan time, so it holds
+# ACCESS SHARE on the parent and on the current month's partition only.
+MONTH_FROM=$(date -u +%Y-%m-01)
+MONTH_TO=$(date -u -d "$MONTH_FROM +1 month" +%Y-%m-01)
+reader_sql() {
+    local where=$1
+    cat <<SQL
+BEGIN;
+SELECT set_config('app.current_tenant_id', '$TENANT', true);
+SELECT count(*) AS rows_seen_by_reader FROM archon_ga4_events$where;
+SELECT pg_sleep($HOLD);
+COMMIT;
+SELECT 'reader_end=' || extract(epoch FROM clock_timestamp());
+SQL
+}
+reader_sql "" >"$TMP/reader_table.sql"
+reader_sql " WHERE event_timestamp >= '$MONTH_FROM 00:00:00+00' AND event_timestamp < '$MONTH_TO 00:00:00+00'" >"$TMP/reader_month.sql"
+
+# A fresh database: owned by partwarden, vector created by the superuser, migrated by
+# `partwarden migrate` (current month + 3 ahead), then set up so that one maintenance run
+# must create 3 partitions (the 3 future months are dropped) and expire 12 (months
+# now-36 .. now-25, 100 rows each, entirely older than the 24-month retention).
+# With a third argument "nodefault", the default partition is dropped.
+setup_db() {
+    local db=$1 dir=$2 nodefault=${3:-}
+    local admin="postgres://postgres@127.0.0.1:$PORT/$db" owner="postgres://partwarden@127.0.0.1:$PORT/$db"
+    pw_psql "$PW_PG_ADMIN_URL" -c "CREATE DATABASE $db OWNER partwarden"
+    pw_psql "$admin" -c "CREATE EXTENSION IF NOT EXISTS vector"
+    DATABASE_URL=$owner "$BIN" --config "$CONFIG" migrate >"$dir/migrate.log" 2>&1
+    [ -z "$nodefault" ] || pw_psql "$owner" -c "DROP TABLE archon_ga4_events_default"
+    pw_psql "$owner" >"$dir/setup.log" <<SQL
+DO \$\$
+DECLARE r record; n int := 0;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               CROSS JOIN LATERAL partwarden_range_bounds(c.oid) b
+              WHERE i.inhparent = 'archon_ga4_events'::regclass AND b.range_start > now()
+    LOOP
+        EXECUTE format('DROP TABLE %s', r.rel);
+        n := n + 1;
+    END LOOP;
+    IF n <> 3 THEN RAISE EXCEPTION 'expected 3 future partitions after migrate, found %', n; END IF;
+END \$\$;
+SELECT create_ga4_events_partition((date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k))::date)
+  FROM generate_series(25, 36) k;
+BEGIN;
+SELECT set_config('app.current_tenant_id', '$TENANT', true);
+INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp)
+SELECT '$TENANT', 'bench-old', 'page_view',
+       (date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k)) AT TIME ZONE 'UTC' + g * interval '1 minute'
+  FROM generate_series(25, 36) k, generate_series(1, 100) g;
+COMMIT;
+GRANT SELECT, INSERT ON archon_ga4_events TO app_user;
+GRANT USAGE ON SEQUENCE archon_ga4_events_id_seq TO app_user;
+ANALYZE archon_ga4_events;
+SQL
+    # Names the run must create / expire, computed in the database (UTC months).
+    pw_psql "$owner" -At -c "SELECT string_agg(quote_literal(format('archon_ga4_events_%s', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => k), 'YYYY_MM'))), ',' ORDER BY k) FROM generate_series(1, 3) k" >"$dir/expect_created"
+    pw_psql "$owner" -At -c "SELECT string_agg(quote_literal(format('archon_ga4_events_%s', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k), 'YYYY_MM'))), ',' ORDER BY k) FROM generate_series(25, 36) k" >"$dir/expect_expired"
+}
+
+# "C E P": how many of the 3 expected partitions are attached to archon_ga4_events
+# (pg_inherits), how many of the 12 old ones are gone (dropped), how many partitions are
+# left "detach pending".
+verify() {
+    local db=$1 dir=$2
+    pw_psql "postgres://postgres@127.0.0.1:$PORT/$db" -At -F ' ' -c "
+        WITH parts AS (SELECT c.relname, i.inhdetachpending
+                         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                        WHERE i.inhparent = 'archon_ga4_events'::regclass)
+        SELECT (SELECT count(*) FROM parts WHERE relname IN ($(cat "$dir/expect_created")) AND NOT inhdetachpending),
+               (SELECT count(*) FROM unnest(ARRAY[$(cat "$dir/expect_expired")]) n WHERE to_regclass(n) IS NULL),
+               (SELECT count(*) FROM parts WHERE inhdetachpending)"
+}
+
+# partwarden prints one line per action: "  ok ..." or "  FAILED ...".
+pw_summary() {
+    local out=$1 ok failed gaveup
+    ok=$(grep -c '^  ok ' "$out" || true)
+    failed=$(grep -c '^  FAILED ' "$out" || true)
+    gaveup=$(grep '^  FAILED ' "$out" | grep -c 'gave up after' || true)
+    if [ "$failed" = 0 ]; then
+        echo "all $ok actions ok"
+    elif [ "$failed" = "$gaveup" ]; then
+        echo "$ok actions ok, $failed gave up after $DDL_ATTEMPTS × lock_timeout"
+    else
+        echo "$ok actions ok, $failed failed ($gaveup gave up after $DDL_ATTEMPTS × lock_timeout)"
+    fi
+}
+
+# Every 100 ms: every lock request not granted in the database, who waits, for what,
+# and who blocks it.
+start_lock_sampler() {
+    local db=$1 out=$2
+    printf '%s\n' "SELECT extract(epoch FROM clock_timestamp()), w.pid, a.usename, a.application_name, w.mode,
+       coalesce(w.relation::regclass::text, w.locktype), left(regexp_replace(a.query, '\s+', ' ', 'g'), 90),
+       pg_blocking_pids(w.pid)
+  FROM pg_locks w JOIN pg_stat_activity a ON a.pid = w.pid
+ WHERE NOT w.granted AND a.datname = current_database()" '\watch 0.1' |
+        "$PW_PG_BIN/psql" -X -q -At -F '|' "postgres://postgres@127.0.0.1:$PORT/$1" >"$out" 2>/dev/null &
+    SAMPLER_PID=$!
+    BG_PIDS+=("$SAMPLER_PID")
+}
+
+run_scenario() {
+    local method=$1 long=$2
+    local name=${method}_${long}
+    local db=bench_$name dir=$TMP/sc_$name
+    local cond load mlabel config=$CONFIG
+    mkdir -p "$dir"
+    case $long in
+        none) cond="none"; load=$LOAD_SHORT ;;
+        table) cond="long tx reading the whole table (${HOLD} s)"; load=$LOAD_LONG ;;
+        month) cond="long tx reading the current month (${HOLD} s)"; load=$LOAD_LONG ;;
+        *) echo "unknown condition $long" >&2; exit 2 ;;
+    esac
+    case $method in
+        partwarden) mlabel="partwarden maintain" ;;
+        nodefault) mlabel="partwarden maintain, default_partition = false"; config=$CONFIG_NODEFAULT ;;
+        sql) mlabel="SQL functions (blocking)" ;;
+        *) echo "unknown method $method" >&2; exit 2 ;;
+    esac
+    log "scenario: $mlabel / $cond"
+    setup_db "$db" "$dir" "$([ "$method" = nodefault ] && echo nodefault)"
+    local c e p
+    read -r c e p < <(verify "$db" "$dir")
+    [ "$c $e $p" = "0 0 0" ] || { echo "setup is wrong: created=$c expired=$e pending=$p" >&2; exit 1; }
+
+    local admin="postgres://postgres@127.0.0.1:$PORT/$db"
+    local owner="postgres://partwarden@127.0.0.1:$PORT/$db"
+    local app="postgres://app_user@127.0.0.1:$PORT/$db"
+    start_lock_sampler "$db" "$dir/lockwaits"
+    {
+        echo "method=$mlabel"
+        echo "condition=$cond"
+        echo "load_start=$(now)"
+    } >"$dir/meta"
+    "$PGBENCH" -n -h 127.0.0.1 -p "$PORT" -U app_user -c "$CLIENTS" -j "$THREADS" -R "$RATE" -T "$load" \
+        -l --log-prefix "$dir/txlog" --failures-detailed -f "$TMP/insert.sql" "$db" \
+        >"$dir/pgbench.out" 2>"$dir/pgbench.err" &
+    local bench_pid=$!
+    BG_PIDS+=("$bench_pid")
+    sleep "$READER_AT"
+
+    local reader_pid=""
+    if [ "$long" != none ]; then
+        echo "reader_start=$(now)" >>"$dir/meta"
+        pw_psql "$app" -At -f "$TMP/reader_$long.sql" >"$dir/reader.log" 2>&1 &
+        reader_pid=$!
+        BG_PIDS+=("$reader_pid")
+        local i rpid=""
+        for i in $(seq 100); do
+            rpid=$(pw_psql "$admin" -At -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%' AND state = 'active'")
+            [ -n "$rpid" ] && break
+            sleep 0.05
+        done
+        [ -n "$rpid" ] || { echo "the long transaction did not start:" >&2; cat "$dir/reader.log" >&2; exit 1; }
+        local held
+        held=$(pw_psql "$admin" -At -c "SELECT string_agg(c.relname || ' ' || l.mode, ', ' ORDER BY c.relname) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE l.pid = $rpid AND c.relkind IN ('r', 'p')")
+        echo "   long transaction holds: $held"
+        echo "reader_locks=$held" >>"$dir/meta"
+    fi
+    sleep $((MAINT_AT - READER_AT))
+
+    local rc=0 t1 t2
+    t1=$(now)
+    if [ "$method" != sql ]; then
+        DATABASE_URL=$owner "$BIN" --config "$config" maintain >"$dir/maint.out" 2>"$dir/maint.err" || rc=$?
+    else
+        # As cron would call them: one psql, the owner role, no lock_timeout.
+        pw_psql "$owner" -c "SELECT * FROM ensure_ga4_partitions_exist(3); SELECT * FROM drop_old_ga4_partitions(24);" \
+            >"$dir/maint.out" 2>"$dir/maint.err" || rc=$?
+    fi
+    t2=$(now)
+    {
+        echo "maint_start=$t1"
+        echo "maint_end=$t2"
+        echo "maint_wall=$(secs "$t1" "$t2")"
+    } >>"$dir/meta"
+    read -r c e p < <(verify "$db" "$dir")
+    local result complete=no
+    [ "$c" = 3 ] && [ "$e" = 12 ] && [ "$p" = 0 ] && [ "$rc" = 0 ] && complete=yes
+    if [ "$method" != sql ]; then
+        result="created $c, expired $e ($(pw_summary "$dir/maint.out"); exit $rc)"
+    else
+        result="created $c, expired $e (exit $rc)"
+    fi
+    echo "   maintenance: wall $(secs "$t1" "$t2") s; catalog: created $c/3, expired $e/12, detach pending $p; exit $rc -> completed: $complete"
+
+    if [ -n "$reader_pid" ]; then
+        wait "$reader_pid" || { echo "the long transaction failed:" >&2; cat "$dir/reader.log" >&2; exit 1; }
+        grep '^reader_end=' "$dir/reader.log" >>"$dir/meta"
+    fi
+    if [ "$method" != sql ] && [ "$complete" = no ]; then
+        # The designed behaviour: what gave up after lock_timeout is done by the next run.
+        local rc2=0 t3 t4 complete2=no
+        t3=$(now)
+        DATABASE_URL=$owner "$BIN" --config "$config" maintain >"$dir/rerun.out" 2>"$dir/rerun.err" || rc2=$?
+        t4=$(now)
+        read -r c e p < <(verify "$db" "$dir")
+        [ "$c" = 3 ] && [ "$e" = 12 ] && [ "$p" = 0 ] && [ "$rc2" = 0 ] && complete2=yes
+        echo "   run 2, after the long transaction ended: wall $(secs "$t3" "$t4") s; catalog: created $c/3, expired $e/12, detach pending $p; exit $rc2 -> completed: $complete2"
+        result="run 1: $result. Run 2 after the long tx: $(pw_summary "$dir/rerun.out"); exit $rc2; now created $c, expired $e"
+        {
+            echo "rerun_start=$t3"
+            echo "rerun_end=$t4"
+            echo "rerun_wall=$(secs "$t3" "$t4")"
+        } >>"$dir/meta"
+    fi
+    echo "result=$result" >>"$dir/meta"
+
+    local bench_rc=0
+    wait "$bench_pid" || bench_rc=$?
+    echo "load_end=$(now)" >>"$dir/meta"
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    [ "$bench_rc" = 0 ] || echo "   pgbench exited $bench_rc"
+    # Every logged insert is in the table, none went to the default partition (superuser:
+    # no RLS).
+    local rows logged dflt
+    rows=$(pw_psql "$admin" -At -c "SELECT count(*) FROM archon_ga4_events WHERE property_id = 'bench-load'")
+    dflt=$(pw_psql "$admin" -At -c "SELECT coalesce((SELECT count(*) FROM archon_ga4_events_default), 0)" 2>/dev/null || echo 'n/a (no default partition)')
+    logged=$(cat "$dir"/txlog.* | awk '$3 ~ /^[0-9]+$/' | wc -l)
+    echo "   load: $logged inserts logged by pgbench, $rows rows in the table, $dflt in the default partition;" \
+        "$(grep -h -E 'number of failed transactions' "$dir/pgbench.out" || echo 'no pgbench summary')"
+    grep -h -i -E 'abort|error' "$dir/pgbench.err" | head -5 | sed 's/^/   pgbench: /' || true
+    # partwarden's own account of lock timeouts and retries.
+    for f in maint rerun; do
+        [ -s "$dir/$f.err" ] || [ -s "$dir/$f.out" ] || continue
+        if [ "$method" != sql ]; then
+            # Compact: without the tracing spans and the partition bounds.
+            grep -E '^  FAILED' "$dir/$f.out" | sed -E "s/ \[[0-9-]+ [0-9:+]+, [0-9-]+ [0-9:+]+\)//; s/^  /   [$f] /" || true
+            strip_ansi <"$dir/$f.err" | grep -E ' (WARN|ERROR) ' | grep -v 'slow statement' |
+                sed -E "s/ table\{[^}]*\}:action\{[^}]*\}: partwarden::apply://; s/ \[[0-9-]+ [0-9:+]+, [0-9-]+ [0-9:+]+\)//; s/^/   [$f log] /" || true
+        else
+            echo "   [$f] $(grep -c 'Successfully created' "$dir/$f.out" || true) created, $(grep -c 'Dropped partition' "$dir/$f.out" || true) dropped"
+            sed "s/^/   [$f] /" "$dir/$f.err"
+        fi
+    done
+}
+
+for s in $SCENARIOS; do
+    run_scenario "${s%%:*}" "${s#*:}"
+done
+
+echo
+log "results: $RATE inserts/s offered by $CLIENTS pgbench clients (-R, latency counted from the scheduled start);" \
+    "long transaction at +${READER_AT} s for ${HOLD} s; maintenance at +${MAINT_AT} s;" \
+    "partwarden: lock_timeout $LOCK_TIMEOUT, ddl_attempts $DDL_ATTEMPTS, ddl_backoff $DDL_BACKOFF, max_expire_per_run 12"
+echo
+dirs=()
+for s in $SCENARIOS; do dirs+=("$TMP/sc_${s%%:*}_${s#*:}"); done
+python3 bench/online/report.py "$LOCK_TIMEOUT_MS" "${dirs[@]}"

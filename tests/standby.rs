@@ -1,0 +1,78 @@
+//! On a hot standby partwarden only reports: it plans, changes nothing, and says why.
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+use support::cluster::PrivateCluster;
+use support::daemon::{sample, Daemon};
+
+fn partwarden(url: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_partwarden"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env_remove("PARTWARDEN_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_hot_standby_is_only_reported_on() {
+    let primary = PrivateCluster::primary("primary");
+    {
+        let mut su = PgConnection::connect(&primary.url("postgres", "postgres"))
+            .await
+            .unwrap();
+        su.execute("CREATE ROLE partwarden LOGIN").await.unwrap();
+        su.execute("CREATE DATABASE app OWNER partwarden")
+            .await
+            .unwrap();
+        let mut su = PgConnection::connect(&primary.url("postgres", "app"))
+            .await
+            .unwrap();
+        su.execute("CREATE EXTENSION vector").await.unwrap();
+    }
+    let (code, out) = partwarden(&primary.url("partwarden", "app"), &["migrate"]);
+    assert_eq!(code, 0, "{out}");
+    let standby = PrivateCluster::standby_of(&primary, "standby");
+    let url = standby.url("partwarden", "app");
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(in_recovery);
+
+    // Ten years on, the standby's catalog needs work; partwarden plans it and does none.
+    let (code, out) = partwarden(&url, &["maintain", "--now", "2036-06-01T00:00:00Z"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hot standby"), "{out}");
+    let parts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'archon_ga4_events'::regclass",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(parts, 5, "the standby changed");
+
+    // The daemon on a standby serves metrics and stays up.
+    let mut d = Daemon::start(&[("DATABASE_URL", url.clone())], None);
+    let m = d.wait_metric(
+        "partwarden_future_partitions{table=\"public.archon_ga4_events\"}",
+        Duration::from_secs(20),
+        |v| v == 3.0,
+    );
+    assert_eq!(sample(&m, "partwarden_database_up"), Some(1.0));
+    assert_eq!(d.terminate().0, Some(0), "{}", d.log());
+    assert!(!d.log().contains("ERROR"), "{}", d.log());
+}

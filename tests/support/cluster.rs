@@ -1,0 +1,166 @@
+//! A private PostgreSQL cluster for the tests that need one of their own (a hot standby),
+//! from the same binaries as the shared test cluster, run as `nobody` when we are root.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::daemon::free_port;
+use super::pg_bin;
+
+pub struct PrivateCluster {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL binary as the unprivileged user when we are root.
+fn pg(bin: &str, args: &[&str]) {
+    let path = pg_bin().join(bin);
+    let out = if is_root() {
+        Command::new("runuser")
+            .arg("-u")
+            .arg("nobody")
+            .arg("--")
+            .arg(&path)
+            .args(args)
+            .output()
+    } else {
+        Command::new(&path).args(args).output()
+    }
+    .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    assert!(
+        out.status.success(),
+        "{bin} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PrivateCluster {
+    fn new_dir(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pw-cluster-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .arg("nobody")
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown nobody {}", dir.display());
+        }
+        dir
+    }
+
+    fn start(&self) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.display()
+        );
+        pg(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                "-o",
+                &opts,
+            ],
+        );
+    }
+
+    /// A new primary with trust authentication on loopback.
+    pub fn primary(label: &str) -> PrivateCluster {
+        let c = PrivateCluster {
+            dir: Self::new_dir(label),
+            port: free_port(),
+        };
+        let data = c.dir.join("data");
+        pg(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        c.start();
+        c
+    }
+
+    /// A hot standby streaming from `primary`.
+    pub fn standby_of(primary: &PrivateCluster, label: &str) -> PrivateCluster {
+        let c = PrivateCluster {
+            dir: Self::new_dir(label),
+            port: free_port(),
+        };
+        let data = c.dir.join("data");
+        let port = primary.port.to_string();
+        pg(
+            "pg_basebackup",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        );
+        c.start();
+        c
+    }
+
+    pub fn url(&self, user: &str, db: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let path = pg_bin().join("pg_ctl");
+        let args = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+        let _ = if is_root() {
+            Command::new("runuser")
+                .arg("-u")
+                .arg("nobody")
+                .arg("--")
+                .arg(&path)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&path).args(args).output()
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
