@@ -461,3 +461,49 @@ async fn a_parent_level_ivfflat_index_is_called_out() {
         );
     }
 }
+
+#[tokio::test]
+async fn status_shows_an_index_build_in_progress() {
+    let db = TestDb::migrated("vec_progress").await;
+    let pool = db.owner_pool().await;
+    let (current, m) = month(0);
+    load(&pool, &current, m + chrono::Duration::hours(1), 300, 0.8).await;
+    // An old snapshot keeps a concurrent build waiting in its last phase.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    sqlx::query("SELECT txid_current()")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let build_pool = pool.clone();
+    let part = current.clone();
+    let build = tokio::spawn(async move {
+        build_pool
+            .execute(
+                format!(
+                    "CREATE INDEX CONCURRENTLY slow_build ON {part} USING ivfflat (embedding_768 vector_cosine_ops) WITH (lists = 1)"
+                )
+                .as_str(),
+            )
+            .await
+    });
+    let toml = policy("min_rows = 1000");
+    let mut seen = String::new();
+    for _ in 0..50 {
+        let (_, out) = maintain(&db, &toml, &["status"]);
+        if out.contains(&format!("index build in progress on {current}: slow_build")) {
+            seen = out;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    holder.rollback().await.unwrap();
+    build.await.unwrap().unwrap();
+    assert!(
+        seen.contains("waiting for old snapshots"),
+        "status never showed the build: {seen}"
+    );
+}
