@@ -29,5 +29,8 @@ export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 echo "== cargo test"
 cargo test --locked --no-fail-fast "$@"
 
+echo "== deployment: Dockerfile (hadolint + its build stage), Kubernetes, compose, Grafana, metric names"
+scripts/check-deploy.sh
+
 echo "== demo (one shot)"
 PW_DEMO_ONESHOT=1 PW_PG_PORT= scripts/demo.sh

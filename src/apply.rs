@@ -522,11 +522,16 @@ async fn expire_partition(
         RetentionMode::Archive => {
             let archive = table.archive_schema.quoted();
             let mut tx = conn.begin().await?;
-            exec(
-                &mut tx,
-                format!("CREATE SCHEMA IF NOT EXISTS {archive}").as_str(),
-            )
-            .await?;
+            // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+            // is there: a pre-created archive schema must be enough.
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                    .bind(table.archive_schema.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !exists {
+                exec(&mut tx, format!("CREATE SCHEMA {archive}").as_str()).await?;
+            }
             exec(
                 &mut tx,
                 format!("ALTER TABLE {rel} SET SCHEMA {archive}").as_str(),
