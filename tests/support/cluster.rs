@@ -61,7 +61,13 @@ impl PrivateCluster {
         dir
     }
 
-    fn start(&self) {
+    /// Stops the server (fast shutdown: sessions are disconnected).
+    pub fn stop(&self) {
+        let data = self.dir.join("data");
+        pg("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+    }
+
+    pub fn start(&self) {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
         let opts = format!(
