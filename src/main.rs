@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, skipping a cause whose text the previous message
+/// The error and its causes on one line, leaving out a cause whose text the previous message
 /// already contains (sqlx repeats its sources in its own messages).
 fn error_chain(err: &anyhow::Error) -> String {
     let mut out = String::new();

@@ -81,28 +81,46 @@ async fn a_hot_standby_is_only_reported_on() {
 async fn readiness_follows_a_database_that_is_stopped_and_started() {
     let pg = PrivateCluster::primary("restart");
     {
-        let mut su = PgConnection::connect(&pg.url("postgres", "postgres")).await.unwrap();
+        let mut su = PgConnection::connect(&pg.url("postgres", "postgres"))
+            .await
+            .unwrap();
         su.execute("CREATE ROLE partwarden LOGIN").await.unwrap();
-        su.execute("CREATE DATABASE app OWNER partwarden").await.unwrap();
-        let mut su = PgConnection::connect(&pg.url("postgres", "app")).await.unwrap();
+        su.execute("CREATE DATABASE app OWNER partwarden")
+            .await
+            .unwrap();
+        let mut su = PgConnection::connect(&pg.url("postgres", "app"))
+            .await
+            .unwrap();
         su.execute("CREATE EXTENSION vector").await.unwrap();
     }
     let url = pg.url("partwarden", "app");
     let (code, out) = partwarden(&url, &["migrate"]);
     assert_eq!(code, 0, "{out}");
-    let mut d = Daemon::start(&[("DATABASE_URL", url), ("PARTWARDEN__DATABASE__CONNECT_TIMEOUT", "1s".into())], None);
-    support::daemon::wait_for(Duration::from_secs(10), "ready", || d.get("/readyz").filter(|(c, _)| *c == 200));
-    pg.stop();
-    support::daemon::wait_for(Duration::from_secs(10), "readyz 503 with the database stopped", || {
-        d.get("/readyz").filter(|(c, _)| *c == 503)
+    let mut d = Daemon::start(
+        &[
+            ("DATABASE_URL", url),
+            ("PARTWARDEN__DATABASE__CONNECT_TIMEOUT", "1s".into()),
+        ],
+        None,
+    );
+    support::daemon::wait_for(Duration::from_secs(10), "ready", || {
+        d.get("/readyz").filter(|(c, _)| *c == 200)
     });
+    pg.stop();
+    support::daemon::wait_for(
+        Duration::from_secs(10),
+        "readyz 503 with the database stopped",
+        || d.get("/readyz").filter(|(c, _)| *c == 503),
+    );
     assert_eq!(sample(&d.metrics(), "partwarden_database_up"), Some(0.0));
     assert_eq!(d.get("/healthz").unwrap().0, 200);
     std::thread::sleep(Duration::from_secs(2));
     assert!(d.alive(), "{}", d.log());
     pg.start();
-    support::daemon::wait_for(Duration::from_secs(10), "readyz 200 after the database started", || {
-        d.get("/readyz").filter(|(c, _)| *c == 200)
-    });
+    support::daemon::wait_for(
+        Duration::from_secs(10),
+        "readyz 200 after the database started",
+        || d.get("/readyz").filter(|(c, _)| *c == 200),
+    );
     assert_eq!(d.terminate().0, Some(0), "{}", d.log());
 }

@@ -64,7 +64,10 @@ impl PrivateCluster {
     /// Stops the server (fast shutdown: sessions are disconnected).
     pub fn stop(&self) {
         let data = self.dir.join("data");
-        pg("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+        pg(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
     }
 
     pub fn start(&self) {
