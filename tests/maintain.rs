@@ -83,7 +83,7 @@ async fn partitions(pool: &PgPool) -> Vec<String> {
 }
 
 async fn insert_as(pool: &PgPool, tenant: &str, ts: DateTime<Utc>) {
-    let mut tx = support::tenant_tx(&pool, tenant).await;
+    let mut tx = support::tenant_tx(pool, tenant).await;
     sqlx::query(
         "INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp) VALUES ($1::uuid, 'p', 'e', $2)",
     )
@@ -99,7 +99,7 @@ async fn insert_as(pool: &PgPool, tenant: &str, ts: DateTime<Utc>) {
 async fn rows_by_partition(pool: &PgPool) -> Vec<(String, String)> {
     let mut all = Vec::new();
     for t in [A, B] {
-        let mut tx = support::tenant_tx(&pool, t).await;
+        let mut tx = support::tenant_tx(pool, t).await;
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT tenant_id::text, tableoid::regclass::text FROM archon_ga4_events ORDER BY event_timestamp",
         )

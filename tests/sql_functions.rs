@@ -41,7 +41,7 @@ fn columns(row: &PgRow) -> Vec<(String, String)> {
 
 /// Inserts one event as tenant A (RLS needs the tenant set, even for the owner).
 async fn insert_event(pool: &PgPool, at: DateTime<Utc>) {
-    let mut tx = support::tenant_tx(&pool, TENANT_A).await;
+    let mut tx = support::tenant_tx(pool, TENANT_A).await;
     sqlx::query(
         "INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp)
          VALUES ($1::uuid, 'p1', 'page_view', $2)",
@@ -56,7 +56,7 @@ async fn insert_event(pool: &PgPool, at: DateTime<Utc>) {
 
 /// Where tenant A's event at `at` is stored.
 async fn stored_in(pool: &PgPool, at: DateTime<Utc>) -> Vec<String> {
-    let mut tx = support::tenant_tx(&pool, TENANT_A).await;
+    let mut tx = support::tenant_tx(pool, TENANT_A).await;
     let v = sqlx::query_scalar(
         "SELECT tableoid::regclass::text FROM archon_ga4_events WHERE event_timestamp = $1",
     )

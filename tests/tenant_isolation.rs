@@ -310,11 +310,9 @@ async fn archived_partitions_stay_isolated() {
     let archived = format!("partwarden_archive.{month}");
     owner
         .execute(
-            format!(
-                "GRANT USAGE ON SCHEMA partwarden_archive TO app_user;
+            "GRANT USAGE ON SCHEMA partwarden_archive TO app_user;
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app_user;
-                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA partwarden_archive TO app_user;"
-            )
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA partwarden_archive TO app_user;".to_string()
             .as_str(),
         )
         .await

@@ -68,8 +68,8 @@ pub fn status_table(
         .max(9);
     let _ = writeln!(
         out,
-        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {}",
-        "PARTITION", "FROM", "TO", "ROWS (est)", "SIZE", "INDEXES", "RLS", "STATE"
+        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  STATE",
+        "PARTITION", "FROM", "TO", "ROWS (est)", "SIZE", "INDEXES", "RLS"
     );
     for s in stats {
         let date =
