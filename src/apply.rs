@@ -370,6 +370,17 @@ async fn create_partition(
     let rel = n.rel(partition);
     let (from, to) = (sql_literal(bounds.from), sql_literal(bounds.to));
     let col = &n.column;
+    let taken: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&rel)
+        .fetch_one(&mut *conn)
+        .await?;
+    if taken {
+        return Err(StepError::Fatal(format!(
+            "a relation named {partition} already exists but is not a partition of {} (detached earlier?): \
+             attach, rename or drop it so this range can get its partition",
+            snap.label()
+        )));
+    }
     let mut tx = conn.begin().await?;
     exec(&mut tx, create_like_sql(n, &rel).as_str()).await?;
     // Proves the bounds to ATTACH, which then skips scanning the new table.

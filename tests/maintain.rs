@@ -796,3 +796,30 @@ async fn after_one_expiry_gives_up_the_others_wait_for_the_next_run() {
     let parts = partitions(&pool).await;
     assert_eq!(parts.len(), 5, "{parts:?}");
 }
+
+#[tokio::test]
+async fn a_leftover_table_with_a_partition_name_is_a_clear_error() {
+    let db = TestDb::migrated("name_taken").await;
+    let pool = db.owner_pool().await;
+    pool.execute("CREATE TABLE archon_ga4_events_2040_01 (id int)")
+        .await
+        .unwrap();
+    let run = partwarden(
+        &db,
+        None,
+        &[],
+        &["maintain", "--now", "2040-01-10T00:00:00Z"],
+    );
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(
+        run.out.contains(
+            "a relation named archon_ga4_events_2040_01 already exists but is not a partition"
+        ),
+        "{}",
+        run.out
+    );
+    // The other months of the window were still created.
+    assert!(partitions(&pool)
+        .await
+        .contains(&"archon_ga4_events_2040_02".to_string()));
+}
