@@ -217,9 +217,9 @@ SELECT json_build_object(
                     'bound', pg_get_expr(c.relpartbound, c.oid),
                     'detach_pending', inh.inhdetachpending,
                     'reltuples', c.reltuples,
-                    'total_bytes', pg_total_relation_size(c.oid),
+                    'total_bytes', sz.total,
                     'index_bytes', pg_indexes_size(c.oid),
-                    'size_pretty', pg_size_pretty(pg_total_relation_size(c.oid)),
+                    'size_pretty', pg_size_pretty(sz.total),
                     'rls_enabled', c.relrowsecurity,
                     'rls_forced', c.relforcerowsecurity,
                     'policies', ({POLICIES_JSON} c.oid),
@@ -239,6 +239,8 @@ SELECT json_build_object(
                      FROM pg_inherits inh
                      JOIN pg_class c ON c.oid = inh.inhrelid
                      JOIN pg_namespace n ON n.oid = c.relnamespace
+                     -- once per partition: it stats every file of the partition
+                     CROSS JOIN LATERAL (SELECT pg_total_relation_size(c.oid) AS total) sz
                     WHERE inh.inhparent = p.oid)
 )
 FROM parent p LEFT JOIN pg_partitioned_table pt ON pt.partrelid = p.oid

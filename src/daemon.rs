@@ -156,6 +156,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pool.clone(),
         shutdown_rx.clone(),
     ));
+    let heartbeat_task = tokio::spawn(heartbeat_loop(
+        shared.clone(),
+        pool.clone(),
+        shutdown_rx.clone(),
+    ));
     let probe_task = shared.config.probe.enabled.then(|| {
         tokio::spawn(probe_loop(
             shared.clone(),
@@ -230,6 +235,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), http_task).await;
     stats_task.abort();
+    heartbeat_task.abort();
     if let Some(p) = probe_task {
         p.abort();
     }
@@ -280,7 +286,7 @@ async fn stats_loop(shared: Arc<Shared>, pool: PgPool, mut shutdown: watch::Rece
 }
 
 async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut bool) -> bool {
-    let mut conn = match pool.acquire().await {
+    let mut conn = match acquire_for_health(shared, pool).await {
         Ok(c) => c,
         Err(e) => {
             if shared.db_up.load(Ordering::Relaxed) {
@@ -350,6 +356,46 @@ async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut b
     }
     shared.set_db_up(true);
     true
+}
+
+/// A pooled connection, quickly. While the database is down, each attempt is cut after
+/// a second and the next one starts afresh: sqlx's own retries back off to
+/// acquire_timeout/5 apart, which would delay readiness by seconds after the database
+/// returns.
+async fn acquire_for_health(
+    shared: &Shared,
+    pool: &PgPool,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, String> {
+    if shared.db_up.load(Ordering::Relaxed) {
+        return pool.acquire().await.map_err(|e| e.to_string());
+    }
+    match tokio::time::timeout(Duration::from_secs(1), pool.acquire()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no connection within 1s".into()),
+    }
+}
+
+/// Readiness between statistics refreshes: a `SELECT 1` every 2 s, so `/readyz` follows
+/// the database within seconds whatever `stats_interval` is.
+async fn heartbeat_loop(shared: Arc<Shared>, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
+        if !shared.db_up.load(Ordering::Relaxed) {
+            continue; // the statistics loop polls every second while it is down
+        }
+        let ok = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT 1").execute(&mut *conn).await
+        })
+        .await;
+        if !matches!(ok, Ok(Ok(_))) {
+            shared.set_db_up(false);
+            shared.refresh.notify_one();
+        }
+    }
 }
 
 /// The one task that runs maintenance, so runs never overlap.
