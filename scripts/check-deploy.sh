@@ -67,18 +67,8 @@ log "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version)"
 log "$(promtool --version 2>&1 | head -n1)"
 mkdir -p "$WORK"
 
-failed=()
-check() {
-    local name="$1"
-    shift
-    log "$name: $*"
-    if "$@"; then
-        :
-    else
-        printf 'FAILED: %s\n' "$name" >&2
-        failed+=("$name")
-    fi
-}
+# shellcheck source=scripts/lib-check.sh
+. scripts/lib-check.sh
 
 # ---------------------------------------------------------------- checks
 check "hadolint" "$VENV/bin/hadolint" --config .hadolint.yaml Dockerfile

@@ -112,18 +112,8 @@ fi
 log "$(promtool --version 2>&1 | head -n1)"
 log "$(amtool --version 2>&1 | head -n1)"
 
-failed=()
-check() {
-    local name="$1"
-    shift
-    log "$name: $*"
-    if "$@"; then
-        :
-    else
-        printf 'FAILED: %s\n' "$name" >&2
-        failed+=("$name")
-    fi
-}
+# shellcheck source=scripts/lib-check.sh
+. scripts/lib-check.sh
 
 # Critical alerts must reach the pager and (like everything) the webhook; others only
 # the webhook.

@@ -26,22 +26,25 @@ fn partwarden(url: &str, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Database `app` owned by the non-superuser `partwarden`, with pgvector (a superuser step).
+async fn create_app_database(pg: &PrivateCluster) {
+    let mut su = PgConnection::connect(&pg.url("postgres", "postgres"))
+        .await
+        .unwrap();
+    su.execute("CREATE ROLE partwarden LOGIN").await.unwrap();
+    su.execute("CREATE DATABASE app OWNER partwarden")
+        .await
+        .unwrap();
+    let mut su = PgConnection::connect(&pg.url("postgres", "app"))
+        .await
+        .unwrap();
+    su.execute("CREATE EXTENSION vector").await.unwrap();
+}
+
 #[tokio::test]
 async fn a_hot_standby_is_only_reported_on() {
     let primary = PrivateCluster::primary("primary");
-    {
-        let mut su = PgConnection::connect(&primary.url("postgres", "postgres"))
-            .await
-            .unwrap();
-        su.execute("CREATE ROLE partwarden LOGIN").await.unwrap();
-        su.execute("CREATE DATABASE app OWNER partwarden")
-            .await
-            .unwrap();
-        let mut su = PgConnection::connect(&primary.url("postgres", "app"))
-            .await
-            .unwrap();
-        su.execute("CREATE EXTENSION vector").await.unwrap();
-    }
+    create_app_database(&primary).await;
     let (code, out) = partwarden(&primary.url("partwarden", "app"), &["migrate"]);
     assert_eq!(code, 0, "{out}");
     let standby = PrivateCluster::standby_of(&primary, "standby");
@@ -80,19 +83,7 @@ async fn a_hot_standby_is_only_reported_on() {
 #[tokio::test]
 async fn readiness_follows_a_database_that_is_stopped_and_started() {
     let pg = PrivateCluster::primary("restart");
-    {
-        let mut su = PgConnection::connect(&pg.url("postgres", "postgres"))
-            .await
-            .unwrap();
-        su.execute("CREATE ROLE partwarden LOGIN").await.unwrap();
-        su.execute("CREATE DATABASE app OWNER partwarden")
-            .await
-            .unwrap();
-        let mut su = PgConnection::connect(&pg.url("postgres", "app"))
-            .await
-            .unwrap();
-        su.execute("CREATE EXTENSION vector").await.unwrap();
-    }
+    create_app_database(&pg).await;
     let url = pg.url("partwarden", "app");
     let (code, out) = partwarden(&url, &["migrate"]);
     assert_eq!(code, 0, "{out}");

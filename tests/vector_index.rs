@@ -83,6 +83,17 @@ async fn load(pool: &PgPool, partition: &str, at: DateTime<Utc>, n: i64, seed: f
         .unwrap();
 }
 
+/// A transaction holding an old snapshot: a concurrent index build waits for it.
+async fn hold_snapshot(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = pool.begin().await.unwrap();
+    holder
+        .execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    holder.execute("SELECT txid_current()").await.unwrap();
+    holder
+}
+
 /// (name, method, valid, comment) of the vector indexes of a partition.
 async fn vector_indexes(
     pool: &PgPool,
@@ -184,15 +195,7 @@ async fn an_invalid_vector_index_is_reported_and_repaired() {
     load(&pool, &current, m + chrono::Duration::hours(1), 1500, 0.3).await;
     // A concurrent build that fails: another session holds a snapshot, so the build
     // waits for it and hits its lock_timeout, leaving an INVALID index behind.
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    sqlx::query("SELECT txid_current()")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_snapshot(&pool).await;
     let mut builder = pool.acquire().await.unwrap();
     builder.execute("SET lock_timeout = '300ms'").await.unwrap();
     let err = builder
@@ -456,15 +459,7 @@ async fn status_shows_an_index_build_in_progress() {
     let (current, m) = month(0);
     load(&pool, &current, m + chrono::Duration::hours(1), 300, 0.8).await;
     // An old snapshot keeps a concurrent build waiting in its last phase.
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    sqlx::query("SELECT txid_current()")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_snapshot(&pool).await;
     let build_pool = pool.clone();
     let part = current.clone();
     let build = tokio::spawn(async move {
