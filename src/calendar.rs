@@ -26,7 +26,11 @@ impl Interval {
         let d = t.date_naive();
         let start = match self {
             Interval::Day => d,
-            Interval::Week => d - Duration::days(i64::from(d.weekday().num_days_from_monday())),
+            Interval::Week => d
+                .checked_sub_signed(Duration::days(i64::from(
+                    d.weekday().num_days_from_monday(),
+                )))
+                .unwrap_or(d),
             Interval::Month => {
                 NaiveDate::from_ymd_opt(d.year(), d.month(), 1).expect("day 1 exists")
             }
@@ -35,24 +39,26 @@ impl Interval {
     }
 
     /// `start` moved by `n` intervals (negative moves back). `start` should be aligned
-    /// (a value returned by [`Interval::floor`]); the result then is too.
+    /// (a value returned by [`Interval::floor`]); the result then is too. Saturates at the
+    /// ends of chrono's range instead of panicking (callers treat an empty range as none).
     pub fn shift(self, start: DateTime<Utc>, n: i64) -> DateTime<Utc> {
-        match self {
-            Interval::Day => start + Duration::days(n),
-            Interval::Week => start + Duration::weeks(n),
+        let moved = match self {
+            Interval::Day => Duration::try_days(n).and_then(|d| start.checked_add_signed(d)),
+            Interval::Week => Duration::try_weeks(n).and_then(|d| start.checked_add_signed(d)),
             Interval::Month => {
                 let months = Months::new(n.unsigned_abs().min(u64::from(u32::MAX)) as u32);
                 if n >= 0 {
-                    start
-                        .checked_add_months(months)
-                        .expect("month arithmetic in range")
+                    start.checked_add_months(months)
                 } else {
-                    start
-                        .checked_sub_months(months)
-                        .expect("month arithmetic in range")
+                    start.checked_sub_months(months)
                 }
             }
-        }
+        };
+        moved.unwrap_or(if n >= 0 {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        })
     }
 
     /// Bounds of the interval containing `t`.
@@ -172,11 +178,30 @@ impl RetentionPeriod {
     /// The instant before which a partition must lie entirely (upper bound ≤ cutoff)
     /// to expire. Calendar months: 31 March minus one month is 28/29 February, the same
     /// as PostgreSQL's `timestamp - interval '1 month'`.
+    /// A retention reaching before chrono's range gives its earliest instant: nothing expires.
     pub fn cutoff(self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            RetentionPeriod::Days(n) => now - Duration::days(i64::from(n)),
-            RetentionPeriod::Weeks(n) => now - Duration::weeks(i64::from(n)),
-            RetentionPeriod::Months(n) => now.checked_sub_months(Months::new(n)).expect("in range"),
+            RetentionPeriod::Days(n) => now.checked_sub_signed(Duration::days(i64::from(n))),
+            RetentionPeriod::Weeks(n) => now.checked_sub_signed(Duration::weeks(i64::from(n))),
+            RetentionPeriod::Months(n) => now.checked_sub_months(Months::new(n)),
+        }
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// The longest retention partwarden accepts (100 years), when this is longer: beyond
+    /// it calendar arithmetic leaves chrono's range, and nobody means it.
+    pub fn over_cap(self) -> Option<RetentionPeriod> {
+        let cap = match self {
+            RetentionPeriod::Days(_) => RetentionPeriod::Days(36_525),
+            RetentionPeriod::Weeks(_) => RetentionPeriod::Weeks(5_218),
+            RetentionPeriod::Months(_) => RetentionPeriod::Months(1_200),
+        };
+        (self.count() > cap.count()).then_some(cap)
+    }
+
+    fn count(self) -> u32 {
+        match self {
+            RetentionPeriod::Days(n) | RetentionPeriod::Weeks(n) | RetentionPeriod::Months(n) => n,
         }
     }
 
@@ -258,6 +283,8 @@ pub fn premake_window(
     let start = interval.floor(now);
     (0..=i64::from(premake))
         .map(|k| interval.bounds_from(interval.shift(start, k)))
+        // Near the end of chrono's range the window stops instead of overflowing.
+        .take_while(|b| b.from < b.to)
         .collect()
 }
 
@@ -334,6 +361,28 @@ mod tests {
             "3 months extra",
         ] {
             assert!(bad.parse::<RetentionPeriod>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// Issue 10.6: calendar arithmetic at the ends of chrono's range never panics.
+    #[test]
+    fn extremes_do_not_panic() {
+        let now = at("2026-11-24T09:00:00Z");
+        assert_eq!(
+            RetentionPeriod::Months(u32::MAX).cutoff(now),
+            DateTime::<Utc>::MIN_UTC
+        );
+        assert_eq!(
+            RetentionPeriod::Days(u32::MAX).cutoff(now),
+            DateTime::<Utc>::MIN_UTC
+        );
+        let end = DateTime::<Utc>::MAX_UTC;
+        for i in [Interval::Day, Interval::Week, Interval::Month] {
+            let w = premake_window(i, end, 3);
+            assert!(w.len() <= 4);
+            assert!(w.iter().all(|b| b.from < b.to));
+            assert_eq!(i.shift(now, i64::MAX), end);
+            assert_eq!(i.shift(now, i64::MIN), DateTime::<Utc>::MIN_UTC);
         }
     }
 

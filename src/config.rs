@@ -738,53 +738,90 @@ struct RawVectorIndex {
     max_maintenance_work_mem: Option<String>,
 }
 
-/// The known keys, for unknown-key errors that name the full path.
-const DATABASE_KEYS: &[&str] = &[
-    "url",
-    "url_file",
-    "max_connections",
-    "lock_timeout",
-    "statement_timeout",
-    "connect_timeout",
-    "ddl_attempts",
-    "ddl_backoff",
+/// What a key's value must be. The config crate would coerce (a float to an integer, the
+/// text "5" to a number, "no" to a boolean), so every value's type is checked before it is
+/// deserialized: in the file exactly, in the environment (always text) by strict parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    /// An integer is accepted too (`2` is `2.0`).
+    Float,
+    Bool,
+    /// `"auto"` or an integer (`lists`).
+    StrOrInt,
+    Section,
+    Array,
+}
+
+impl Kind {
+    const fn expected(self) -> &'static str {
+        match self {
+            Kind::Str => "a string",
+            Kind::Int => "an integer",
+            Kind::Float => "a number",
+            Kind::Bool => "a boolean (true or false)",
+            Kind::StrOrInt => "a string or an integer",
+            Kind::Section => "a table",
+            Kind::Array => "an array of tables",
+        }
+    }
+}
+
+/// The known keys and their kinds, for errors that name the full path.
+const DATABASE_KEYS: &[(&str, Kind)] = &[
+    ("url", Kind::Str),
+    ("url_file", Kind::Str),
+    ("max_connections", Kind::Int),
+    ("lock_timeout", Kind::Str),
+    ("statement_timeout", Kind::Str),
+    ("connect_timeout", Kind::Str),
+    ("ddl_attempts", Kind::Int),
+    ("ddl_backoff", Kind::Str),
 ];
-const HTTP_KEYS: &[&str] = &["listen"];
-const SCHEDULE_KEYS: &[&str] = &["maintenance", "stats_interval"];
-const LOG_KEYS: &[&str] = &["format", "level"];
-const PROBE_KEYS: &[&str] = &[
-    "enabled",
-    "interval",
-    "statement_timeout",
-    "tenant_id",
-    "query",
+const HTTP_KEYS: &[(&str, Kind)] = &[("listen", Kind::Str)];
+const SCHEDULE_KEYS: &[(&str, Kind)] = &[("maintenance", Kind::Str), ("stats_interval", Kind::Str)];
+const LOG_KEYS: &[(&str, Kind)] = &[("format", Kind::Str), ("level", Kind::Str)];
+const PROBE_KEYS: &[(&str, Kind)] = &[
+    ("enabled", Kind::Bool),
+    ("interval", Kind::Str),
+    ("statement_timeout", Kind::Str),
+    ("tenant_id", Kind::Str),
+    ("query", Kind::Str),
 ];
-const TABLE_KEYS: &[&str] = &[
-    "name",
-    "schema",
-    "column",
-    "interval",
-    "premake",
-    "retention",
-    "retention_mode",
-    "archive_schema",
-    "max_expire_per_run",
-    "default_partition",
-    "vector_index",
+const TABLE_KEYS: &[(&str, Kind)] = &[
+    ("name", Kind::Str),
+    ("schema", Kind::Str),
+    ("column", Kind::Str),
+    ("interval", Kind::Str),
+    ("premake", Kind::Int),
+    ("retention", Kind::Str),
+    ("retention_mode", Kind::Str),
+    ("archive_schema", Kind::Str),
+    ("max_expire_per_run", Kind::Int),
+    ("default_partition", Kind::Bool),
+    ("vector_index", Kind::Section),
 ];
-const VECTOR_KEYS: &[&str] = &[
-    "column",
-    "method",
-    "opclass",
-    "min_rows",
-    "lists",
-    "m",
-    "ef_construction",
-    "rebuild_growth_factor",
-    "rebuild_on_close",
-    "max_maintenance_work_mem",
+const VECTOR_KEYS: &[(&str, Kind)] = &[
+    ("column", Kind::Str),
+    ("method", Kind::Str),
+    ("opclass", Kind::Str),
+    ("min_rows", Kind::Int),
+    ("lists", Kind::StrOrInt),
+    ("m", Kind::Int),
+    ("ef_construction", Kind::Int),
+    ("rebuild_growth_factor", Kind::Float),
+    ("rebuild_on_close", Kind::Bool),
+    ("max_maintenance_work_mem", Kind::Str),
 ];
-const ROOT_KEYS: &[&str] = &["database", "http", "schedule", "log", "probe", "tables"];
+const ROOT_KEYS: &[(&str, Kind)] = &[
+    ("database", Kind::Section),
+    ("http", Kind::Section),
+    ("schedule", Kind::Section),
+    ("log", Kind::Section),
+    ("probe", Kind::Section),
+    ("tables", Kind::Array),
+];
 
 // ---------------------------------------------------------------------------------------
 // Loading
@@ -1022,26 +1059,28 @@ fn expect_table<'a>(
 fn check_table_keys(
     path: &str,
     table: &config::Map<String, config::Value>,
-    allowed: &[&str],
+    allowed: &[(&str, Kind)],
     env_keys: &BTreeMap<String, String>,
 ) -> Result<(), ConfigError> {
     let mut keys: Vec<&String> = table.keys().collect();
     keys.sort();
+    let names: Vec<&str> = allowed.iter().map(|(k, _)| *k).collect();
     for key in keys {
-        if allowed.contains(&key.as_str()) {
-            continue;
-        }
         let full = if path.is_empty() {
             key.clone()
         } else {
             format!("{path}.{key}")
         };
+        if let Some((_, kind)) = allowed.iter().find(|(k, _)| k == key) {
+            check_kind(&full, &table[key], *kind, env_keys)?;
+            continue;
+        }
         let section = if path.is_empty() {
             "at the top level".to_owned()
         } else {
             format!("in {path}")
         };
-        let hint = match closest(key, allowed) {
+        let hint = match closest(key, &names) {
             Some(s) => format!(" (did you mean {s:?}?)"),
             None => String::new(),
         };
@@ -1050,11 +1089,60 @@ fn check_table_keys(
             format!(
                 "unknown key{hint}{}; known keys {section}: {}",
                 env_note(&full, env_keys),
-                allowed.join(", ")
+                names.join(", ")
             ),
         ));
     }
     Ok(())
+}
+
+/// Rejects a value whose type is not `kind`. A value set from the environment is text:
+/// it must parse exactly (`"7"` for an integer, `"true"`/`"false"` for a boolean).
+fn check_kind(
+    key: &str,
+    value: &config::Value,
+    kind: Kind,
+    env_keys: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    use config::ValueKind as V;
+    let from_env = env_keys.contains_key(key);
+    let ok = match (&value.kind, kind) {
+        (V::String(s), Kind::Int) if from_env => s.trim().parse::<i64>().is_ok(),
+        (V::String(s), Kind::Float) if from_env => {
+            s.trim().parse::<f64>().is_ok_and(f64::is_finite)
+        }
+        (V::String(s), Kind::Bool) if from_env => matches!(s.trim(), "true" | "false"),
+        (V::String(_), Kind::Str | Kind::StrOrInt) => true,
+        (
+            V::I64(_) | V::U64(_) | V::I128(_) | V::U128(_),
+            Kind::Int | Kind::Float | Kind::StrOrInt,
+        ) => true,
+        (V::Float(_), Kind::Float) => true,
+        (V::Boolean(_), Kind::Bool) => true,
+        (V::Table(_), Kind::Section) => true,
+        (V::Array(_), Kind::Array) => true,
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let got = match &value.kind {
+        V::String(s) => format!("the string {s:?}"),
+        V::Float(f) => format!("the number {f:?}"),
+        V::I64(_) | V::U64(_) | V::I128(_) | V::U128(_) => format!("the integer {value}"),
+        V::Boolean(b) => format!("the boolean {b}"),
+        V::Table(_) => "a table".to_owned(),
+        V::Array(_) => "an array".to_owned(),
+        V::Nil => "nothing".to_owned(),
+    };
+    Err(invalid(
+        key,
+        format!(
+            "expected {}, got {got}{}",
+            kind.expected(),
+            env_note(key, env_keys)
+        ),
+    ))
 }
 
 /// ` (set by environment variable X)` when `path` (or a key below it) came from one.
@@ -1205,7 +1293,7 @@ fn database_config(
         raw.max_connections,
         4u32,
         1,
-        10_000,
+        100,
     )?;
     let lock_timeout = duration_at(
         "database.lock_timeout",
@@ -1225,7 +1313,7 @@ fn database_config(
         Duration::from_secs(10),
         None,
     )?;
-    let ddl_attempts = int_at("database.ddl_attempts", raw.ddl_attempts, 5u32, 1, 1_000)?;
+    let ddl_attempts = int_at("database.ddl_attempts", raw.ddl_attempts, 5u32, 1, 100)?;
     let ddl_backoff = duration_at(
         "database.ddl_backoff",
         raw.ddl_backoff,
@@ -1560,12 +1648,30 @@ fn table_config(
             ),
         ));
     }
-    let premake = int_at(&key("premake"), raw.premake, 3u32, 1, 10_000)?;
+    // At most ten years ahead: more is a typo, and every interval is a CREATE per run.
+    let premake_cap = match interval {
+        Interval::Month => 120,
+        Interval::Week => 520,
+        Interval::Day => 3660,
+    };
+    if let Some(n) = raw.premake.filter(|n| *n > premake_cap) {
+        return Err(invalid(
+            key("premake"),
+            format!("must be at most {premake_cap} (ten years of {interval}s; got {n})"),
+        ));
+    }
+    let premake = int_at(&key("premake"), raw.premake, 3u32, 1, premake_cap)?;
     let retention = parse_at(
         &key("retention"),
         raw.retention,
         RetentionPeriod::Months(24),
     )?;
+    if let Some(cap) = retention.over_cap() {
+        return Err(invalid(
+            key("retention"),
+            format!("\"{retention}\" is longer than 100 years; at most {cap}"),
+        ));
+    }
     if retention.shorter_than(interval, premake) {
         return Err(invalid(
             key("retention"),
@@ -1823,7 +1929,7 @@ mod tests {
             TABLE_KEYS,
             VECTOR_KEYS,
         ];
-        for key in all.iter().flat_map(|k| k.iter()) {
+        for (key, _) in all.iter().flat_map(|k| k.iter()) {
             let present = text.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
                 l.starts_with(&format!("{key} =")) || l == format!("[tables.{key}]")
@@ -2040,6 +2146,108 @@ mod tests {
         );
         invalid_key("[probe]\nenabled = \"maybe\"\n", "probe.enabled");
         invalid_key("[database]\nlock_timeout = [1]\n", "database.lock_timeout");
+    }
+
+    /// Issue 10.9: values of the wrong type are rejected, never coerced (a float for an
+    /// integer, a string for a number or a boolean), in the file and in the environment.
+    #[test]
+    fn loose_types_rejected() {
+        let msg = invalid_key(&table("premake = 3.5"), "tables[0].premake");
+        assert!(msg.contains("3.5") && msg.contains("an integer"), "{msg}");
+        invalid_key(
+            "[database]\nmax_connections = 4.9\n",
+            "database.max_connections",
+        );
+        invalid_key(
+            "[database]\nddl_attempts = \"5\"\n",
+            "database.ddl_attempts",
+        );
+        invalid_key(
+            &table("default_partition = \"no\""),
+            "tables[0].default_partition",
+        );
+        invalid_key(
+            &table("max_expire_per_run = 2.0"),
+            "tables[0].max_expire_per_run",
+        );
+        invalid_key("[probe]\nenabled = 1\n", "probe.enabled");
+        invalid_key("[database]\nlock_timeout = 2\n", "database.lock_timeout");
+        invalid_key(
+            &table("[tables.vector_index]\nmin_rows = 1e4"),
+            "tables[0].vector_index.min_rows",
+        );
+        invalid_key(
+            &table("[tables.vector_index]\nrebuild_on_close = \"yes\""),
+            "tables[0].vector_index.rebuild_on_close",
+        );
+        // A float key takes an integer (2 is 2.0); lists takes "auto" or an integer.
+        let c = load(&table(
+            "[tables.vector_index]\nrebuild_growth_factor = 3\nlists = 50",
+        ))
+        .unwrap();
+        let v = c.tables[0].vector_index.as_ref().unwrap();
+        assert_eq!(
+            (v.rebuild_growth_factor, v.lists),
+            (3.0, ListsSetting::Fixed(50))
+        );
+        // The environment carries text: numbers and booleans must be written exactly.
+        let with_env = |k: &str, v: &str| Config::from_sources(None, &env(&[(k, v)]));
+        assert_eq!(
+            with_env("PARTWARDEN__DATABASE__MAX_CONNECTIONS", "7")
+                .unwrap()
+                .database
+                .max_connections,
+            7
+        );
+        for (k, v, key) in [
+            (
+                "PARTWARDEN__DATABASE__MAX_CONNECTIONS",
+                "4.9",
+                "database.max_connections",
+            ),
+            (
+                "PARTWARDEN__DATABASE__DDL_ATTEMPTS",
+                "five",
+                "database.ddl_attempts",
+            ),
+            ("PARTWARDEN__PROBE__ENABLED", "no", "probe.enabled"),
+        ] {
+            let err = with_env(k, v).unwrap_err();
+            assert_eq!(err.key(), Some(key), "{err}");
+            assert!(err.to_string().contains(k), "names the variable: {err}");
+        }
+        assert!(
+            with_env("PARTWARDEN__PROBE__ENABLED", "true")
+                .unwrap()
+                .probe
+                .enabled
+        );
+    }
+
+    /// Issue 10.6 and 10.9: values that would make the planner do absurd or impossible
+    /// work are capped, and the caps are named.
+    #[test]
+    fn caps_named() {
+        let msg = invalid_key(&table("premake = 10000"), "tables[0].premake");
+        assert!(msg.contains("at most 120"), "{msg}");
+        load(&table("premake = 120\nretention = \"121 months\"")).unwrap();
+        let msg = invalid_key(
+            &table("interval = \"day\"\npremake = 4000\nretention = \"5000 days\""),
+            "tables[0].premake",
+        );
+        assert!(msg.contains("at most 3660"), "{msg}");
+        let msg = invalid_key(
+            &table("retention = \"4294967295 months\""),
+            "tables[0].retention",
+        );
+        assert!(msg.contains("1200 months"), "{msg}");
+        invalid_key(&table("retention = \"40000 days\""), "tables[0].retention");
+        load(&table("retention = \"1200 months\"")).unwrap();
+        invalid_key(
+            "[database]\nmax_connections = 101\n",
+            "database.max_connections",
+        );
+        invalid_key("[database]\nddl_attempts = 101\n", "database.ddl_attempts");
     }
 
     #[test]

@@ -446,11 +446,12 @@ pub fn fit_identifier(full: &str) -> String {
         h = h.wrapping_mul(0x0100_0193);
     }
     let suffix = format!("_{h:08x}");
-    let mut head = full[..63 - suffix.len()].to_string();
-    while !head.is_char_boundary(head.len()) {
-        head.pop();
+    // Cut on a character boundary: identifiers may hold multi-byte characters.
+    let mut cut = 63 - suffix.len();
+    while !full.is_char_boundary(cut) {
+        cut -= 1;
     }
-    head + &suffix
+    format!("{}{suffix}", &full[..cut])
 }
 
 #[cfg(test)]
@@ -464,5 +465,20 @@ mod tests {
         assert_eq!(long.len(), 63);
         assert_eq!(long, child_index_name(&"a".repeat(50), &"b".repeat(30)));
         assert_ne!(long, child_index_name(&"a".repeat(50), &"c".repeat(30)));
+    }
+
+    /// Issue 10.6: a long name with multi-byte characters is cut on a character boundary
+    /// (byte slicing used to panic), and stays within 63 bytes.
+    #[test]
+    fn child_index_names_fit_multibyte() {
+        for pad in 0..4 {
+            let parent_index = format!("{}índice_événements_ünïcødé_ß", "x".repeat(pad));
+            let name = child_index_name("archon_ga4_events_2026_05", &parent_index);
+            assert!(name.len() <= 63, "{name}");
+            assert_eq!(
+                name,
+                child_index_name("archon_ga4_events_2026_05", &parent_index)
+            );
+        }
     }
 }
