@@ -47,9 +47,14 @@ enum Command {
         /// Only this table (its `name`, or `schema.name`).
         #[arg(long, value_name = "NAME")]
         table: Option<String>,
-        /// Plan as if it were this instant (RFC 3339), for previews and tests.
+        /// Plan as if it were this instant (RFC 3339): a preview, like --dry-run, unless
+        /// --execute is given too.
         #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
         now: Option<DateTime<Utc>>,
+        /// With --now: change the database as if it were that instant (a simulated clock
+        /// expires and creates real partitions; meant for tests and rehearsals).
+        #[arg(long, requires = "now")]
+        execute: bool,
     },
     /// Show the partitions of every configured table.
     Status {
@@ -133,12 +138,21 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 dry_run,
                 table,
                 now,
+                execute,
             } => {
+                // A simulated clock only previews: executing it would create and expire
+                // real partitions for a time that is not now.
+                let preview_only = now.is_some() && !execute;
+                if preview_only && !dry_run {
+                    eprintln!(
+                        "partwarden: --now only previews (nothing is changed); add --execute to apply the plan as if it were that instant"
+                    );
+                }
                 maintain(
                     &config,
                     RunOptions {
                         now,
-                        dry_run,
+                        dry_run: dry_run || preview_only,
                         only_table: table,
                         stop: None,
                     },

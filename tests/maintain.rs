@@ -159,7 +159,7 @@ async fn partitions_made_by_partwarden_are_identical_to_the_sql_functions() {
         &pw_db,
         None,
         &[],
-        &["maintain", "--now", "2031-01-15T12:00:00Z"],
+        &["maintain", "--execute", "--now", "2031-01-15T12:00:00Z"],
     );
     assert_eq!(run.code, 0, "{}", run.out);
     let pw_pool = pw_db.owner_pool().await;
@@ -184,6 +184,63 @@ async fn partitions_made_by_partwarden_are_identical_to_the_sql_functions() {
             "{name} differs between the SQL functions and partwarden"
         );
     }
+}
+
+/// Issue 10.7: `--now` previews. It used to run the plan for real: `maintain --now
+/// 2029-06-15T00:00:00Z` dropped the real current month, with its rows, and exited 0.
+#[tokio::test]
+async fn now_only_previews_unless_execute_is_given() {
+    let db = TestDb::migrated("now_previews").await;
+    let pool = db.owner_pool().await;
+    insert_as(&pool, A, Utc::now()).await;
+    let before = catalog_fingerprint(&pool).await;
+    let rows_before = rows_by_partition(&pool).await;
+    let far = "2029-06-15T00:00:00Z";
+    let cfg = "[[tables]]\nname = \"archon_ga4_events\"\nretention = \"1 month\"\npremake = 1\n";
+    let run = partwarden(&db, Some(cfg), &[], &["maintain", "--now", far]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(
+        run.out.contains("drop archon_ga4_events_"),
+        "the preview shows the plan: {}",
+        run.out
+    );
+    assert!(
+        run.out.contains("--execute"),
+        "says how to apply it: {}",
+        run.out
+    );
+    assert_eq!(
+        catalog_fingerprint(&pool).await,
+        before,
+        "--now changed the catalog"
+    );
+    assert_eq!(
+        rows_by_partition(&pool).await,
+        rows_before,
+        "--now changed rows"
+    );
+
+    let run = partwarden(&db, Some(cfg), &[], &["maintain", "--execute"]);
+    assert_eq!(
+        run.code, 2,
+        "--execute without --now is a usage error: {}",
+        run.out
+    );
+    assert!(run.out.contains("--now"), "{}", run.out);
+
+    let run = partwarden(
+        &db,
+        Some(cfg),
+        &[],
+        &["maintain", "--now", far, "--execute"],
+    );
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(
+        partitions(&pool)
+            .await
+            .contains(&"archon_ga4_events_2029_06".to_string()),
+        "--execute applies the plan at the simulated instant"
+    );
 }
 
 #[tokio::test]
@@ -211,7 +268,7 @@ async fn dry_run_changes_nothing_and_a_second_run_plans_nothing() {
         "--dry-run changed the catalog"
     );
 
-    let run = partwarden(&db, None, &[], &["maintain", "--now", now]);
+    let run = partwarden(&db, None, &[], &["maintain", "--execute", "--now", now]);
     assert_eq!(run.code, 0, "{}", run.out);
     let parts = partitions(&pool).await;
     for m in ["2028_06", "2028_07", "2028_08", "2028_09"] {
@@ -231,7 +288,7 @@ async fn dry_run_changes_nothing_and_a_second_run_plans_nothing() {
         "second run still plans: {}",
         run.out
     );
-    let run = partwarden(&db, None, &[], &["maintain", "--now", now]);
+    let run = partwarden(&db, None, &[], &["maintain", "--execute", "--now", now]);
     assert_eq!(run.code, 0, "{}", run.out);
     assert_eq!(
         catalog_fingerprint(&pool).await,
@@ -262,7 +319,7 @@ async fn a_far_future_row_creates_no_more_than_premake_partitions_and_waiting_ro
         &db,
         None,
         &[],
-        &["maintain", "--now", "2031-01-20T00:00:00Z"],
+        &["maintain", "--execute", "--now", "2031-01-20T00:00:00Z"],
     );
     assert_eq!(run.code, 0, "{}", run.out);
     assert!(
@@ -381,7 +438,7 @@ async fn retention_modes_drop_detach_and_archive() {
             &db,
             Some(&toml),
             &[],
-            &["maintain", "--now", "2056-01-01T00:00:00Z"],
+            &["maintain", "--execute", "--now", "2056-01-01T00:00:00Z"],
         );
         assert_eq!(run.code, 0, "{mode}: {}", run.out);
         let parts = partitions(&pool).await;
@@ -427,7 +484,7 @@ async fn without_a_default_partition_expiry_detaches_concurrently() {
         &db,
         Some(toml),
         &[],
-        &["maintain", "--now", "2056-01-01T00:00:00Z"],
+        &["maintain", "--execute", "--now", "2056-01-01T00:00:00Z"],
     );
     assert_eq!(run.code, 0, "{}", run.out);
     assert!(
@@ -447,7 +504,7 @@ async fn without_a_default_partition_expiry_detaches_concurrently() {
         &db,
         Some(toml),
         &[],
-        &["maintain", "--now", "2056-01-01T00:00:00Z"],
+        &["maintain", "--execute", "--now", "2056-01-01T00:00:00Z"],
     );
     assert_eq!(run.code, 0, "{}", run.out);
     assert_eq!(partitions(&pool).await.len(), 4);
@@ -464,7 +521,7 @@ async fn a_broken_table_fails_alone() {
         &db,
         Some(toml),
         &[],
-        &["maintain", "--now", "2030-03-03T00:00:00Z"],
+        &["maintain", "--execute", "--now", "2030-03-03T00:00:00Z"],
     );
     assert_eq!(run.code, 1, "{}", run.out);
     assert!(
@@ -544,7 +601,7 @@ async fn bad_input_is_a_clear_error_and_runs_no_ddl() {
         ("", "nosuch", 2, "nosuch"),
     ];
     for (toml, table, code, needle) in cases {
-        let mut args = vec!["maintain", "--now", "2030-03-03T00:00:00Z"];
+        let mut args = vec!["maintain", "--execute", "--now", "2030-03-03T00:00:00Z"];
         if !table.is_empty() {
             args.extend(["--table", table]);
         }
@@ -557,7 +614,12 @@ async fn bad_input_is_a_clear_error_and_runs_no_ddl() {
         );
         assert!(!run.out.contains("panicked"), "{}", run.out);
     }
-    let run = partwarden(&db, None, &[], &["maintain", "--now", "yesterday"]);
+    let run = partwarden(
+        &db,
+        None,
+        &[],
+        &["maintain", "--execute", "--now", "yesterday"],
+    );
     assert_eq!(run.code, 2, "{}", run.out);
     assert!(run.out.contains("RFC 3339"), "{}", run.out);
     assert_eq!(
@@ -613,7 +675,7 @@ async fn rls_drift_is_reported_and_repaired() {
         "{}",
         run.out
     );
-    let run = partwarden(&db, None, &[], &["maintain", "--now", &now]);
+    let run = partwarden(&db, None, &[], &["maintain", "--execute", "--now", &now]);
     assert_eq!(run.code, 0, "{}", run.out);
     let run = partwarden(&db, None, &[], &["maintain", "--dry-run", "--now", &now]);
     assert!(run.out.contains("0 action(s)"), "{}", run.out);
@@ -691,7 +753,12 @@ async fn ddl_gives_up_after_lock_timeout_without_stalling_inserts_then_succeeds(
         let db = TestDb {
             name: db_url.rsplit('/').next().unwrap().to_string(),
         };
-        partwarden(&db, None, &env, &["maintain", "--now", &later2])
+        partwarden(
+            &db,
+            None,
+            &env,
+            &["maintain", "--execute", "--now", &later2],
+        )
     })
     .await
     .unwrap();
@@ -730,7 +797,7 @@ async fn ddl_gives_up_after_lock_timeout_without_stalling_inserts_then_succeeds(
         let db = TestDb {
             name: db_url.rsplit('/').next().unwrap().to_string(),
         };
-        partwarden(&db, None, &env, &["maintain", "--now", &later])
+        partwarden(&db, None, &env, &["maintain", "--execute", "--now", &later])
     });
     tokio::time::sleep(Duration::from_millis(2500)).await;
     reader.commit().await.unwrap();
@@ -768,7 +835,7 @@ async fn after_one_expiry_gives_up_the_others_wait_for_the_next_run() {
         &db,
         Some(toml),
         &env,
-        &["maintain", "--now", "2056-01-01T00:00:00Z"],
+        &["maintain", "--execute", "--now", "2056-01-01T00:00:00Z"],
     );
     assert_eq!(run.code, 1, "{}", run.out);
     // The first expiry tried twice and gave up; the three others were not even tried.
@@ -790,7 +857,7 @@ async fn after_one_expiry_gives_up_the_others_wait_for_the_next_run() {
         &db,
         Some(toml),
         &env,
-        &["maintain", "--now", "2056-01-01T00:00:00Z"],
+        &["maintain", "--execute", "--now", "2056-01-01T00:00:00Z"],
     );
     assert_eq!(run.code, 0, "{}", run.out);
     let parts = partitions(&pool).await;
@@ -808,7 +875,7 @@ async fn a_leftover_table_with_a_partition_name_is_a_clear_error() {
         &db,
         None,
         &[],
-        &["maintain", "--now", "2040-01-10T00:00:00Z"],
+        &["maintain", "--execute", "--now", "2040-01-10T00:00:00Z"],
     );
     assert_eq!(run.code, 1, "{}", run.out);
     assert!(

@@ -57,7 +57,10 @@ async fn a_hot_standby_is_only_reported_on() {
     assert!(in_recovery);
 
     // Ten years on, the standby's catalog needs work; partwarden plans it and does none.
-    let (code, out) = partwarden(&url, &["maintain", "--now", "2036-06-01T00:00:00Z"]);
+    let (code, out) = partwarden(
+        &url,
+        &["maintain", "--execute", "--now", "2036-06-01T00:00:00Z"],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("hot standby"), "{out}");
     let parts: i64 = sqlx::query_scalar(

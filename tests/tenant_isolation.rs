@@ -291,6 +291,7 @@ async fn archived_partitions_stay_isolated() {
             "--config",
             config.to_str().unwrap(),
             "maintain",
+            "--execute",
             "--now",
             "2056-01-01T00:00:00Z",
         ])
