@@ -121,10 +121,14 @@ async fn migrate_twice_through_the_binary() {
     let db = TestDb::empty("migrate_binary").await;
     let (code, out) = partwarden(&db, &["migrate"]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("applied 1") && out.contains("applied 2") && out.contains("applied 3"),
-        "{out}"
-    );
+    let versions: Vec<i64> = partwarden::migrate::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert!(versions.len() >= 4, "{versions:?}");
+    for v in versions {
+        assert!(out.contains(&format!("applied {v}\n")), "{v}: {out}");
+    }
     let (code, out) = partwarden(&db, &["migrate"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("up to date"), "{out}");
@@ -140,7 +144,11 @@ async fn migrate_twice_through_psql_then_the_binary() {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(
+        files.len(),
+        partwarden::migrate::MIGRATOR.iter().count(),
+        "{files:?}"
+    );
     for round in 0..2 {
         for f in &files {
             let (ok, out) = db.psql_file(OWNER_ROLE, f);

@@ -494,3 +494,81 @@ async fn far_future_rows_land_in_the_default_partition_and_move_out_when_their_m
         ]
     );
 }
+
+/// Issue 10.8: the functions read partition bounds back from the catalog, which prints
+/// them in the session's DateStyle and TimeZone. Under `SET DateStyle = 'SQL, MDY'; SET
+/// TimeZone = 'UTC+5'` the December partition used to end on 2026-12-31 (`… UTC` is read
+/// back as UTC, five hours off), and retention dropped by the same misread bounds.
+#[tokio::test]
+async fn unusual_session_date_settings_do_not_change_bounds_or_retention() {
+    for (datestyle, tz) in [
+        ("SQL, MDY", "UTC+5"),
+        ("German, DMY", "Pacific/Chatham"),
+        ("Postgres, DMY", "UTC-14"),
+    ] {
+        let db = TestDb::migrated("odd_datestyle").await;
+        let pool = db.owner_pool().await;
+        let mut odd = pool.acquire().await.unwrap();
+        odd.execute(format!("SET DateStyle = '{datestyle}'; SET TimeZone = '{tz}'").as_str())
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let cutoff = now.checked_sub_months(Months::new(24)).unwrap();
+        let start = Interval::Month.floor(now.checked_sub_months(Months::new(27)).unwrap());
+        let mut expected = Vec::new(); // (name, from, to)
+        for k in 0..28 {
+            let from = Interval::Month.shift(start, k);
+            let _: String = sqlx::query_scalar("SELECT create_ga4_events_partition($1)")
+                .bind(from.date_naive())
+                .fetch_one(&mut *odd)
+                .await
+                .unwrap();
+            let to = Interval::Month.shift(from, 1);
+            expected.push((
+                partition_name("archon_ga4_events", Interval::Month, from),
+                from,
+                to,
+            ));
+        }
+        let stats: Vec<(String, Option<NaiveDate>, Option<NaiveDate>)> = sqlx::query_as(
+            "SELECT partition_name, date_range_start, date_range_end FROM get_ga4_partition_stats()",
+        )
+        .fetch_all(&mut *odd)
+        .await
+        .unwrap();
+        for (name, from, to) in &expected {
+            let row = stats
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} in stats"));
+            assert_eq!(
+                (row.1, row.2),
+                (Some(from.date_naive()), Some(to.date_naive())),
+                "{name} under DateStyle {datestyle}, TimeZone {tz}"
+            );
+        }
+        let bounds: (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
+            "SELECT range_start, range_end FROM partwarden_range_bounds($1::regclass)",
+        )
+        .bind(&expected[5].0)
+        .fetch_one(&mut *odd)
+        .await
+        .unwrap();
+        assert_eq!(
+            bounds,
+            (expected[5].1, expected[5].2),
+            "DateStyle {datestyle}, TimeZone {tz}"
+        );
+        let dropped: Vec<String> =
+            sqlx::query_scalar("SELECT partition_name FROM drop_old_ga4_partitions(24)")
+                .fetch_all(&mut *odd)
+                .await
+                .unwrap();
+        let want: Vec<String> = expected
+            .iter()
+            .filter(|(_, _, to)| *to <= cutoff)
+            .map(|(n, _, _)| n.clone())
+            .collect();
+        assert_eq!(dropped, want, "DateStyle {datestyle}, TimeZone {tz}");
+    }
+}
