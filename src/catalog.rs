@@ -261,9 +261,12 @@ pub async fn read_table(
         .fetch_optional(&mut *conn)
         .await?;
     let Some(json) = json else {
-        return Err(Error::Catalog {
-            table: label,
-            message: "table does not exist".into(),
+        return Err(Error::Policy {
+            key: table.key("name"),
+            message: format!(
+                "{label} does not exist (check name and schema, and that `partwarden migrate` or your own \
+                 migration created it)"
+            ),
         });
     };
     let raw: RawTable = serde_json::from_value(json).map_err(|e| Error::Catalog {
@@ -275,10 +278,13 @@ pub async fn read_table(
 
 fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Error> {
     let label = table.label();
-    let fail = |message: String| Error::Catalog {
-        table: label.clone(),
-        message,
+    // The database does not have the table the configuration describes: a configuration
+    // error naming the key (exit 2), not a runtime failure.
+    let mismatch = |key: &str, message: String| Error::Policy {
+        key: table.key(key),
+        message: format!("{label} {message}"),
     };
+    let fail = |message: String| mismatch("name", message);
     if raw.relkind != "p" {
         return Err(fail(
             "is not a partitioned table (create it with PARTITION BY RANGE)".into(),
@@ -302,16 +308,22 @@ fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Er
             .iter()
             .map(|c| c.clone().unwrap_or_else(|| "(expression)".into()))
             .collect();
-        return Err(fail(format!(
-            "column {want:?} is not the partition key: the table is partitioned by ({})",
-            have.join(", ")
-        )));
+        return Err(mismatch(
+            "column",
+            format!(
+                "is not partitioned by column {want:?}: its partition key is ({})",
+                have.join(", ")
+            ),
+        ));
     }
     let key_type = key_types.first().cloned().unwrap_or_default();
     if key_type != "timestamp with time zone" {
-        return Err(fail(format!(
-            "partition key {want} is {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
-        )));
+        return Err(mismatch(
+            "column",
+            format!(
+                "has partition key {want} of type {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
+            ),
+        ));
     }
 
     let mut partitions = Vec::new();

@@ -22,8 +22,10 @@ pub enum Error {
         action: String,
         message: String,
     },
-    /// The configuration does not fit the database (a vector policy naming a column that
-    /// is not a vector, an operator class that does not exist): a configuration error.
+    /// The configuration does not fit the database (a table that does not exist or is not
+    /// range-partitioned on the configured timestamptz column, a vector policy naming a
+    /// column that is not a vector, an operator class that does not exist): a
+    /// configuration error, naming the key.
     #[error("{key}: {message}")]
     Policy { key: String, message: String },
     /// Another partwarden holds the maintenance advisory lock on this database.

@@ -71,6 +71,10 @@ enum Command {
     CheckConfig {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
+        /// Check the file only; do not connect to check the tables against the database
+        /// (the default when no database URL is configured).
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -112,13 +116,16 @@ fn error_chain(err: &anyhow::Error) -> String {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::CheckConfig { file } = &cli.command {
+    if let Command::CheckConfig { file, offline } = &cli.command {
         let path = file.clone().or(cli.config.clone());
         let config = Config::load(path.as_deref()).map_err(Error::from)?;
         for w in config.warnings() {
             eprintln!("partwarden: warning: {w}");
         }
         println!("{config:#?}");
+        if !offline && config.database_url().is_ok() {
+            return check_config_against_database(&config);
+        }
         println!("configuration OK");
         return Ok(ExitCode::SUCCESS);
     }
@@ -167,6 +174,33 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|()| ExitCode::SUCCESS),
         }
     })
+}
+
+/// `check-config` with a database URL: the tables must exist with the shape the
+/// configuration describes. A table that does not fit is a configuration error (exit 2,
+/// naming the key); a database that cannot be asked is a runtime error (exit 1).
+fn check_config_against_database(config: &Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let problems = runtime.block_on(async {
+        let pool = pool(config)?;
+        let mut conn = pool.acquire().await.map_err(Error::from).context(
+            "cannot check the tables against the database (use --offline to check the file only)",
+        )?;
+        let problems = partwarden::manager::check_tables(&mut conn, config).await?;
+        anyhow::Ok(problems)
+    })?;
+    for p in &problems {
+        eprintln!("partwarden: error: {p}");
+    }
+    if problems.is_empty() {
+        println!("configuration OK (tables checked against the database)");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(2))
+    }
 }
 
 fn init_logging(config: &Config) {

@@ -410,6 +410,31 @@ impl MaintenanceLock {
     }
 }
 
+/// Checks every configured table against the database without changing anything: it
+/// exists, is range-partitioned on its timestamptz column, and its vector policy fits.
+/// Returns one error per table that does not fit (each naming its key); `Err` only when
+/// the database cannot be asked.
+pub async fn check_tables(
+    conn: &mut sqlx::PgConnection,
+    config: &Config,
+) -> Result<Vec<Error>, Error> {
+    let mut problems = Vec::new();
+    for table in &config.tables {
+        let checked = match catalog::read_table(conn, table).await {
+            Ok(_) => crate::vector::validate_policy(conn, table)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => {}
+            Err(e @ Error::Database(_)) => return Err(e),
+            Err(e) => problems.push(e),
+        }
+    }
+    Ok(problems)
+}
+
 /// One maintenance run over every configured table (or one), all on `conn` (the one
 /// holding the [`MaintenanceLock`], unless it is a dry run). A table that fails (missing,
 /// misconfigured, DDL errors) does not stop the others.

@@ -296,7 +296,7 @@ pub async fn validate_policy(
     let Some(policy) = &table.vector_index else {
         return Ok(None);
     };
-    let key = |k: &str| format!("tables[{}].vector_index.{k}", table.label());
+    let key = |k: &str| table.key(&format!("vector_index.{k}"));
     let col: Option<(String, i32)> = sqlx::query_as(
         "SELECT t.typname::text, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
           WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",

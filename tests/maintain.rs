@@ -510,32 +510,49 @@ async fn without_a_default_partition_expiry_detaches_concurrently() {
     assert_eq!(partitions(&pool).await.len(), 4);
 }
 
+/// A table the database does not have as configured fails alone, and (issue 10.9) as
+/// what it is: a configuration that does not fit the database, exit 2, naming the key.
+/// `check-config` finds the same problems without changing anything (it used to pass).
 #[tokio::test]
 async fn a_broken_table_fails_alone() {
     let db = TestDb::migrated("broken_table").await;
     let pool = db.owner_pool().await;
+    pool.execute("CREATE TABLE wrong_key (a timestamptz, b timestamptz) PARTITION BY RANGE (b)")
+        .await
+        .unwrap();
     let toml =
         "[[tables]]\nname = \"no_such_table\"\n\n[[tables]]\nname = \"archon_ga4_events\"\n\n\
-                [[tables]]\nname = \"archon_ga4_daily_summaries\"\ncolumn = \"date\"\n";
+                [[tables]]\nname = \"archon_ga4_daily_summaries\"\ncolumn = \"date\"\n\n\
+                [[tables]]\nname = \"wrong_key\"\ncolumn = \"a\"\n";
+    let expected = [
+        "tables[public.no_such_table].name: public.no_such_table does not exist",
+        "tables[public.archon_ga4_daily_summaries].name: public.archon_ga4_daily_summaries is not a partitioned table",
+        "tables[public.wrong_key].column: public.wrong_key is not partitioned by column \"a\": its partition key is (b)",
+    ];
+    let before = catalog_fingerprint(&pool).await;
+    let check = partwarden(&db, Some(toml), &[], &["check-config"]);
+    assert_eq!(check.code, 2, "{}", check.out);
+    for e in expected {
+        assert!(check.out.contains(e), "check-config: {e}\n{}", check.out);
+    }
+    assert_eq!(
+        catalog_fingerprint(&pool).await,
+        before,
+        "check-config changed the catalog"
+    );
+    let offline = partwarden(&db, Some(toml), &[], &["check-config", "--offline"]);
+    assert_eq!(offline.code, 0, "{}", offline.out);
+
     let run = partwarden(
         &db,
         Some(toml),
         &[],
         &["maintain", "--execute", "--now", "2030-03-03T00:00:00Z"],
     );
-    assert_eq!(run.code, 1, "{}", run.out);
-    assert!(
-        run.out
-            .contains("public.no_such_table: FAILED: public.no_such_table: table does not exist"),
-        "{}",
-        run.out
-    );
-    assert!(
-        run.out
-            .contains("archon_ga4_daily_summaries: is not a partitioned table"),
-        "{}",
-        run.out
-    );
+    assert_eq!(run.code, 2, "{}", run.out);
+    for e in expected {
+        assert!(run.out.contains(e), "maintain: {e}\n{}", run.out);
+    }
     assert!(
         partitions(&pool)
             .await
