@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::calendar::PartitionBounds;
-use crate::config::TableConfig;
+use crate::config::{RetentionMode, TableConfig};
 use crate::error::Error;
+use crate::ident::quote_ident;
+use crate::rls::RlsState;
 
 /// One row-level security policy as the catalog has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,14 @@ pub struct Partition {
 }
 
 impl Partition {
+    pub fn rls(&self) -> RlsState {
+        RlsState {
+            enabled: self.rls_enabled,
+            forced: self.rls_forced,
+            policies: self.policies.clone(),
+        }
+    }
+
     /// Rows, treating "never analyzed" as 0.
     pub fn rows(&self) -> u64 {
         if self.rows_estimate > 0.0 {
@@ -83,6 +93,85 @@ impl Partition {
         } else {
             0
         }
+    }
+}
+
+/// An unfinished or watched action of partwarden's, from table `partwarden_journal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    #[serde(flatten)]
+    pub what: Journaled,
+    /// `detaching` (an expiry under way) or `retired` (a detached or archived table kept
+    /// under watch) for expiries; `building` for vector index builds.
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    /// For expiries: the table the entry is about, found by oid and name wherever it is
+    /// now; `None` when it no longer exists.
+    #[serde(default)]
+    pub relation: Option<JournalRelation>,
+}
+
+/// What a journal entry is about (`kind` and `details` of its row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Journaled {
+    /// A partition's expiry: detached (or being detached), then dropped, kept or archived.
+    Expire {
+        partition: String,
+        oid: i64,
+        bounds: PartitionBounds,
+        mode: RetentionMode,
+    },
+    /// A vector index built concurrently, whose build record (`comment`) is written when
+    /// the build has finished.
+    VectorBuild {
+        partition: String,
+        index: String,
+        comment: String,
+    },
+}
+
+impl Journaled {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Journaled::Expire { .. } => "expire",
+            Journaled::VectorBuild { .. } => "vector_build",
+        }
+    }
+
+    /// The journal row's `object`: the partition or the index.
+    pub fn object(&self) -> &str {
+        match self {
+            Journaled::Expire { partition, .. } => partition,
+            Journaled::VectorBuild { index, .. } => index,
+        }
+    }
+}
+
+/// Where the table of a journal entry is now, and its row-level security.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalRelation {
+    pub schema: String,
+    pub name: String,
+    pub attached: bool,
+    pub detach_pending: bool,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub policies: Option<Vec<Policy>>,
+}
+
+impl JournalRelation {
+    pub fn rls(&self) -> RlsState {
+        RlsState {
+            enabled: self.rls_enabled,
+            forced: self.rls_forced,
+            policies: self.policies.clone().unwrap_or_default(),
+        }
+    }
+
+    /// `"schema"."name"`
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }
 }
 
@@ -104,6 +193,8 @@ pub struct TableSnapshot {
     pub partitions: Vec<Partition>,
     pub default_partition: Option<Partition>,
     pub in_recovery: bool,
+    /// partwarden's unfinished actions and watched tables of this table.
+    pub journal: Vec<JournalEntry>,
 }
 
 impl TableSnapshot {
@@ -118,6 +209,15 @@ impl TableSnapshot {
 
     pub fn find(&self, name: &str) -> Option<&Partition> {
         self.all_partitions().find(|p| p.name == name)
+    }
+
+    /// The parent's row-level security.
+    pub fn rls(&self) -> RlsState {
+        RlsState {
+            enabled: self.rls_enabled,
+            forced: self.rls_forced,
+            policies: self.policies.clone(),
+        }
     }
 
     /// Sum of the row estimates of every partition.
@@ -273,7 +373,70 @@ pub async fn read_table(
         table: label.clone(),
         message: format!("unexpected catalog shape: {e}"),
     })?;
-    into_snapshot(table, raw)
+    let mut snap = into_snapshot(table, raw)?;
+    snap.journal = read_journal(conn, &label).await?;
+    Ok(snap)
+}
+
+const JOURNAL_SQL: &str = r#"
+SELECT jsonb_build_object(
+    'kind', j.kind, 'state', j.state, 'started_at', j.started_at,
+    'relation', (SELECT json_build_object(
+                     'schema', n.nspname::text, 'name', c.relname::text,
+                     'attached', i.inhrelid IS NOT NULL,
+                     'detach_pending', coalesce(i.inhdetachpending, false),
+                     'rls_enabled', c.relrowsecurity, 'rls_forced', c.relforcerowsecurity,
+                     'policies', (POLICIES c.oid))
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+                  WHERE j.kind = 'expire'
+                    AND c.oid = (j.details->>'oid')::bigint::oid
+                    AND c.relname = j.details->>'partition')
+) || j.details
+  FROM partwarden_journal j WHERE j.table_name = $1 ORDER BY j.started_at, j.object
+"#;
+
+/// The journal entries of one table (none when the journal table does not exist yet).
+pub async fn read_journal(
+    conn: &mut PgConnection,
+    label: &str,
+) -> Result<Vec<JournalEntry>, Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('partwarden_journal') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let sql = JOURNAL_SQL.replace("POLICIES", POLICIES_JSON);
+    let rows: Vec<serde_json::Value> = sqlx::query_scalar(&sql)
+        .bind(label)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter()
+        .map(|v| {
+            serde_json::from_value(v.clone()).map_err(|e| Error::Catalog {
+                table: label.to_string(),
+                message: format!("unreadable partwarden_journal entry {v}: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// The row-level security `relation` (quoted, qualified) has now; `None` when it is gone.
+pub async fn read_rls(
+    conn: &mut PgConnection,
+    relation: &str,
+) -> Result<Option<RlsState>, sqlx::Error> {
+    let sql = format!(
+        "SELECT json_build_object('enabled', c.relrowsecurity, 'forced', c.relforcerowsecurity,
+                                  'policies', coalesce(({POLICIES_JSON} c.oid), '[]'))
+           FROM pg_class c WHERE c.oid = to_regclass($1)"
+    );
+    let v: Option<serde_json::Value> = sqlx::query_scalar(&sql)
+        .bind(relation)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Error> {
@@ -380,6 +543,7 @@ fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Er
         partitions,
         default_partition,
         in_recovery: raw.in_recovery,
+        journal: Vec::new(),
     })
 }
 

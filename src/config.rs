@@ -146,6 +146,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// `lock_timeout` of every DDL statement. Default 2s.
     pub lock_timeout: Duration,
+    /// How long a lock that blocks the application (writes or reads of a table) may be
+    /// waited for in the queue; holders of long transactions are never queued behind.
+    /// Default 50ms.
+    pub lock_wait: Duration,
     /// `statement_timeout` of maintenance sessions. Default 30min.
     pub statement_timeout: Duration,
     /// Timeout of one connection attempt. Default 10s.
@@ -676,6 +680,7 @@ struct RawDatabase {
     url_file: Option<String>,
     max_connections: Option<i64>,
     lock_timeout: Option<String>,
+    lock_wait: Option<String>,
     statement_timeout: Option<String>,
     connect_timeout: Option<String>,
     ddl_attempts: Option<i64>,
@@ -780,6 +785,7 @@ const DATABASE_KEYS: &[(&str, Kind)] = &[
     ("url_file", Kind::Str),
     ("max_connections", Kind::Int),
     ("lock_timeout", Kind::Str),
+    ("lock_wait", Kind::Str),
     ("statement_timeout", Kind::Str),
     ("connect_timeout", Kind::Str),
     ("ddl_attempts", Kind::Int),
@@ -1326,6 +1332,22 @@ fn database_config(
         Duration::from_secs(1),
         None,
     )?;
+    let lock_wait = duration_at(
+        "database.lock_wait",
+        raw.lock_wait,
+        Duration::from_millis(50),
+        Some(MAX_PG_TIMEOUT_MS),
+    )?;
+    if lock_wait > lock_timeout {
+        return Err(invalid(
+            "database.lock_wait",
+            format!(
+                "must not exceed database.lock_timeout ({} > {})",
+                format_duration(lock_wait),
+                format_duration(lock_timeout)
+            ),
+        ));
+    }
     if lock_timeout > statement_timeout {
         return Err(invalid(
             "database.lock_timeout",
@@ -1434,6 +1456,7 @@ fn database_config(
             url_file: merged_url_file,
             max_connections,
             lock_timeout,
+            lock_wait,
             statement_timeout,
             connect_timeout,
             ddl_attempts,

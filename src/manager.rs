@@ -452,6 +452,7 @@ pub async fn run_maintenance(
     let retry = RetryPolicy {
         attempts: config.database.ddl_attempts,
         backoff: config.database.ddl_backoff,
+        lock_wait: config.database.lock_wait,
     };
     let mut runs = Vec::new();
     for table in tables {

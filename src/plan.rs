@@ -25,8 +25,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::calendar::{self, sql_literal, PartitionBounds};
-use crate::catalog::{Partition, Policy, TableSnapshot};
+use crate::catalog::{Journaled, Partition, TableSnapshot};
 use crate::config::{RetentionMode, TableConfig};
+use crate::rls;
 
 /// One thing to do to one table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +75,34 @@ pub enum Action {
         partition: String,
         index: String,
     },
+    /// Finishes an expiry an earlier run began (recorded in `partwarden_journal`): the
+    /// partition is detached already; drop, keep or archive it as `mode` says.
+    FinishExpiry {
+        partition: String,
+        oid: i64,
+        /// Where the detached table is now.
+        schema: String,
+        mode: RetentionMode,
+    },
+    /// Row-level security of a table retention detached or archived (journal: retired).
+    SyncRetiredRls {
+        partition: String,
+        schema: String,
+        name: String,
+    },
+    /// Writes the build record of a vector index whose build an interrupted run finished
+    /// but did not record (from the journal).
+    AdoptVectorIndex {
+        partition: String,
+        index: String,
+        comment: String,
+    },
+    /// Removes a journal entry that needs nothing more.
+    ForgetJournalEntry {
+        partition: String,
+        entry: String,
+        object: String,
+    },
 }
 
 impl Action {
@@ -88,7 +117,11 @@ impl Action {
             | Action::BuildIndex { partition, .. }
             | Action::RepairIndex { partition, .. }
             | Action::BuildVectorIndex { partition, .. }
-            | Action::DropIndex { partition, .. } => partition,
+            | Action::DropIndex { partition, .. }
+            | Action::FinishExpiry { partition, .. }
+            | Action::SyncRetiredRls { partition, .. }
+            | Action::AdoptVectorIndex { partition, .. }
+            | Action::ForgetJournalEntry { partition, .. } => partition,
         }
     }
 
@@ -104,6 +137,10 @@ impl Action {
             Action::RepairIndex { .. } => "repair_index",
             Action::BuildVectorIndex { .. } => "build_vector_index",
             Action::DropIndex { .. } => "drop_index",
+            Action::FinishExpiry { .. } => "finish_expiry",
+            Action::SyncRetiredRls { .. } => "sync_retired_rls",
+            Action::AdoptVectorIndex { .. } => "adopt_vector_index",
+            Action::ForgetJournalEntry { .. } => "forget_journal_entry",
         }
     }
 }
@@ -160,6 +197,36 @@ impl fmt::Display for Action {
             }
             Action::DropIndex { partition, index } => {
                 write!(f, "drop index {index} on {partition}")
+            }
+            Action::FinishExpiry {
+                partition,
+                schema,
+                mode,
+                ..
+            } => {
+                let verb = match mode {
+                    RetentionMode::Drop => "drop",
+                    RetentionMode::Detach => "keep",
+                    RetentionMode::Archive => "archive",
+                };
+                write!(
+                    f,
+                    "finish expiring {schema}.{partition}: {verb} the detached table"
+                )
+            }
+            Action::SyncRetiredRls { schema, name, .. } => {
+                write!(
+                    f,
+                    "sync row-level security of retired table {schema}.{name}"
+                )
+            }
+            Action::AdoptVectorIndex {
+                partition, index, ..
+            } => {
+                write!(f, "record the build of vector index {index} on {partition}")
+            }
+            Action::ForgetJournalEntry { entry, object, .. } => {
+                write!(f, "forget journal entry {entry} {object}")
             }
         }
     }
@@ -302,8 +369,20 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
         ));
     }
     let expiring: Vec<&str> = expired.iter().take(cap).map(|p| p.name.as_str()).collect();
+    let parent_rls = snapshot.rls();
     for p in expired.iter().take(cap) {
-        let bounds = p.bounds.expect("filtered on bounds");
+        let Some(bounds) = p.bounds else { continue };
+        // A partition leaves the table with the parent's row-level security: the expiry
+        // repairs any drift first (a detached or archived table keeps what it leaves with).
+        let drift = rls::drift(&parent_rls, &p.rls(), "partition");
+        let repair = if drift.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; its row-level security is repaired first ({})",
+                drift.join("; ")
+            )
+        };
         push(
             Action::ExpirePartition {
                 partition: p.name.clone(),
@@ -311,12 +390,24 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
                 mode: table.retention_mode,
             },
             format!(
-                "upper bound {} is at or before the retention cutoff {} (retention {})",
+                "upper bound {} is at or before the retention cutoff {} (retention {}){repair}",
                 sql_literal(bounds.to),
                 sql_literal(cutoff),
                 table.retention
             ),
         );
+    }
+    let mut journal_actions = Vec::new();
+    plan_journal(
+        table,
+        snapshot,
+        cutoff,
+        &expiring,
+        &mut journal_actions,
+        &mut plan.notes,
+    );
+    for a in journal_actions {
+        push(a.action, a.reason);
     }
 
     // 5 and 6 look at the partitions that stay.
@@ -329,7 +420,7 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
 
     // 5. Row-level security drift.
     for p in &staying {
-        let drift = rls_drift(snapshot, p);
+        let drift = rls::drift(&parent_rls, &p.rls(), "partition");
         if !drift.is_empty() {
             push(
                 Action::SyncRls {
@@ -367,7 +458,15 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
 
     // 7. Vector indexes per partition.
     if let Some(policy) = &table.vector_index {
-        crate::vector::plan(policy, &staying, now, &mut plan.actions, &mut plan.notes);
+        let journaled = journaled_builds(snapshot);
+        crate::vector::plan(
+            policy,
+            &staying,
+            &journaled,
+            now,
+            &mut plan.actions,
+            &mut plan.notes,
+        );
     }
 
     if let Some(d) = &snapshot.default_partition {
@@ -390,42 +489,133 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
     plan
 }
 
-/// Why a partition's row-level security differs from its parent's (empty: it does not).
-pub fn rls_drift(snapshot: &TableSnapshot, p: &Partition) -> Vec<String> {
-    let mut why = Vec::new();
-    if snapshot.rls_enabled && !p.rls_enabled {
-        why.push(
-            "row-level security is disabled on the partition but enabled on the parent".to_string(),
-        );
-    }
-    if snapshot.rls_forced && !p.rls_forced {
-        why.push(
-            "row-level security is not forced on the partition but is on the parent".to_string(),
-        );
-    }
-    for pol in &snapshot.policies {
-        match p.policies.iter().find(|c| c.name == pol.name) {
-            None => why.push(format!("policy {:?} is missing", pol.name)),
-            Some(c) if !same_policy(c, pol) => {
-                why.push(format!("policy {:?} differs from the parent's", pol.name))
+/// What partwarden's journal still asks for: expiries an interrupted or failed run left
+/// half done are finished (or reported), retired tables keep the parent's row-level
+/// security, and build records of finished vector builds are written.
+fn plan_journal(
+    table: &TableConfig,
+    snapshot: &TableSnapshot,
+    cutoff: DateTime<Utc>,
+    expiring: &[&str],
+    actions: &mut Vec<PlannedAction>,
+    notes: &mut Vec<String>,
+) {
+    let parent_rls = snapshot.rls();
+    for e in &snapshot.journal {
+        let forget = |why: String| PlannedAction {
+            action: Action::ForgetJournalEntry {
+                partition: partition_of(&e.what).to_string(),
+                entry: e.what.kind().to_string(),
+                object: e.what.object().to_string(),
+            },
+            reason: why,
+        };
+        match (&e.what, e.state.as_str(), &e.relation) {
+            (Journaled::Expire { partition, .. }, _, None) => actions.push(forget(format!(
+                "{partition} no longer exists (dropped outside partwarden?): nothing is left to finish or watch"
+            ))),
+            (Journaled::Expire { partition, .. }, "retired", Some(r)) if r.attached => {
+                actions.push(forget(format!(
+                    "{partition} was attached again: it is a partition, maintained as one"
+                )))
             }
-            Some(_) => {}
+            (Journaled::Expire { partition, .. }, "retired", Some(r)) => {
+                let drift = rls::drift(&parent_rls, &r.rls(), "retired table");
+                if !drift.is_empty() {
+                    actions.push(PlannedAction {
+                        action: Action::SyncRetiredRls {
+                            partition: partition.clone(),
+                            schema: r.schema.clone(),
+                            name: r.name.clone(),
+                        },
+                        reason: format!(
+                            "retention left {}.{} as a table; {}",
+                            r.schema,
+                            r.name,
+                            drift.join("; ")
+                        ),
+                    });
+                }
+            }
+            (Journaled::Expire { partition, .. }, _, Some(r)) if r.attached => {
+                if !expiring.contains(&partition.as_str()) {
+                    actions.push(forget(format!(
+                        "an earlier run began expiring {partition}, which is attached and not expiring now"
+                    )));
+                }
+            }
+            (Journaled::Expire { partition, oid, bounds, mode }, _, Some(r)) => {
+                if bounds.to <= cutoff {
+                    actions.push(PlannedAction {
+                        action: Action::FinishExpiry {
+                            partition: partition.clone(),
+                            oid: *oid,
+                            schema: r.schema.clone(),
+                            mode: *mode,
+                        },
+                        reason: format!(
+                            "a run at {} detached {partition} to expire it and did not finish \
+                             (partwarden_journal); the table is still in {}",
+                            sql_literal(e.started_at),
+                            r.schema
+                        ),
+                    });
+                } else {
+                    notes.push(format!(
+                        "{}.{} was detached by an expiry that did not finish, but {} is no longer past the \
+                         retention cutoff {} (retention {}): it is kept; attach it again or drop it",
+                        r.schema,
+                        r.name,
+                        bounds,
+                        sql_literal(cutoff),
+                        table.retention
+                    ));
+                }
+            }
+            (Journaled::VectorBuild { partition, index, comment }, _, _) => {
+                let found = snapshot
+                    .find(partition)
+                    .and_then(|p| p.indexes.iter().find(|i| &i.name == index));
+                match found {
+                    Some(i) if i.valid && i.comment.is_none() => actions.push(PlannedAction {
+                        action: Action::AdoptVectorIndex {
+                            partition: partition.clone(),
+                            index: index.clone(),
+                            comment: comment.clone(),
+                        },
+                        reason: format!(
+                            "an interrupted run built {index} but did not record the build (partwarden_journal)"
+                        ),
+                    }),
+                    // INVALID: the vector rules drop it (and its entry) and build again.
+                    Some(i) if !i.valid => {}
+                    Some(_) => actions.push(forget(format!("the build of {index} is recorded on the index"))),
+                    None => actions.push(forget(format!(
+                        "{index} does not exist: its build never started or was dropped"
+                    ))),
+                }
+            }
         }
     }
-    for c in &p.policies {
-        if !snapshot.policies.iter().any(|pol| pol.name == c.name) {
-            why.push(format!("policy {:?} is not on the parent", c.name));
-        }
-    }
-    why
 }
 
-fn same_policy(a: &Policy, b: &Policy) -> bool {
-    a.cmd == b.cmd
-        && a.permissive == b.permissive
-        && a.roles == b.roles
-        && a.qual == b.qual
-        && a.with_check == b.with_check
+fn partition_of(what: &Journaled) -> &str {
+    match what {
+        Journaled::Expire { partition, .. } | Journaled::VectorBuild { partition, .. } => partition,
+    }
+}
+
+/// Build records of finished vector builds that the journal holds but the index's comment
+/// does not (yet): the vector rules judge such an index by them.
+fn journaled_builds(snapshot: &TableSnapshot) -> std::collections::HashMap<String, String> {
+    snapshot
+        .journal
+        .iter()
+        .filter_map(|e| match &e.what {
+            Journaled::VectorBuild { index, comment, .. } => Some((index.clone(), comment.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Name for a partition's copy of a parent index: `<partition>_<parent index>`, shortened

@@ -5,7 +5,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::catalog::{Partition, TableSnapshot};
-use crate::plan::rls_drift;
 
 /// One partition as `status` and `get_partition_stats` show it. The first six fields are
 /// the seed's (and `get_ga4_partition_stats()`'s) columns.
@@ -60,7 +59,7 @@ pub fn partition_stats(snap: &TableSnapshot, p: &Partition) -> PartitionStats {
         indexes_expected: snap.parent_indexes.len(),
         indexes_valid: valid,
         indexes_invalid: invalid,
-        rls_ok: rls_drift(snap, p).is_empty(),
+        rls_ok: crate::rls::changes(&snap.rls(), &p.rls()).is_empty(),
     }
 }
 

@@ -151,6 +151,7 @@ pub fn index_name(partition: &str, policy: &VectorIndexPolicy, generation: u32) 
 pub fn plan(
     policy: &VectorIndexPolicy,
     partitions: &[&Partition],
+    journaled: &std::collections::HashMap<String, String>,
     now: DateTime<Utc>,
     actions: &mut Vec<PlannedAction>,
     notes: &mut Vec<String>,
@@ -171,7 +172,13 @@ pub fn plan(
         let mut valid: Vec<(&PartitionIndex, Option<BuildRecord>)> = indexes
             .iter()
             .filter(|i| i.valid)
-            .map(|i| (*i, i.comment.as_deref().and_then(BuildRecord::parse)))
+            .map(|i| {
+                let comment = i
+                    .comment
+                    .as_deref()
+                    .or(journaled.get(&i.name).map(String::as_str));
+                (*i, comment.and_then(BuildRecord::parse))
+            })
             .collect();
         // Newest partwarden generation first; indexes partwarden did not build last.
         valid.sort_by_key(|(_, r)| std::cmp::Reverse(r.map(|r| r.generation)));

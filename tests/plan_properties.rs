@@ -222,6 +222,7 @@ fn snapshot(
         partitions,
         default_partition: default,
         in_recovery: false,
+        journal: Vec::new(),
     }
 }
 

@@ -1,0 +1,173 @@
+//! New partitions: the default partition, and a range partition attached online with the
+//! rows of its range moved out of the default partition in the same transaction.
+
+use sqlx::{Connection, PgConnection};
+use tracing::warn;
+
+use super::{create_like_sql, db_message, exec, rls, Step, StepError};
+use crate::calendar::{sql_literal, PartitionBounds};
+use crate::locks::{self, LockMode, LockRequest};
+
+pub(super) async fn default_partition(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    partition: &str,
+) -> Result<String, StepError> {
+    let n = &step.names;
+    let rel = n.rel(partition);
+    let mut tx = conn.begin().await?;
+    exec(&mut tx, &create_like_sql(n, &rel)).await?;
+    exec(
+        &mut tx,
+        &format!("ALTER TABLE {} ATTACH PARTITION {rel} DEFAULT", n.parent),
+    )
+    .await?;
+    rls::sync(&mut tx, step, &rel).await?;
+    tx.commit().await?;
+    Ok("created and attached as DEFAULT".into())
+}
+
+/// Creates `partition` for `bounds` and attaches it.
+///
+/// With a default partition, an insert routes its row to a partition *before* it waits
+/// for any lock on it: an insert of this range that started before the ATTACH commits has
+/// chosen the default partition, and once the ATTACH commits the default partition's
+/// constraint excludes the row (SQLSTATE 23514 at the insert), or, when no other lock
+/// holds it back, its row lands there between the move and the ATTACH's scan (the ATTACH
+/// fails). So writers are held before routing: a SHARE lock on the parent (it blocks
+/// INSERT/UPDATE/DELETE through the parent, not reads) is taken once no write
+/// transaction is open, and kept only while the rows move and the ATTACH commits.
+pub(super) async fn partition(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    partition: &str,
+    bounds: &PartitionBounds,
+) -> Result<String, StepError> {
+    let n = &step.names;
+    let snap = step.snap;
+    let rel = n.rel(partition);
+    let (from, to) = (sql_literal(bounds.from), sql_literal(bounds.to));
+    let col = &n.column;
+    let taken: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&rel)
+        .fetch_one(&mut *conn)
+        .await?;
+    if taken {
+        return Err(StepError::Fatal(format!(
+            "a relation named {partition} already exists but is not a partition of {} (detached earlier?): \
+             attach, rename or drop it so this range can get its partition",
+            snap.label()
+        )));
+    }
+    let mut tx = conn.begin().await?;
+    exec(&mut tx, &create_like_sql(n, &rel)).await?;
+    // Proves the bounds to ATTACH, which then skips scanning the new table.
+    exec(
+        &mut tx,
+        &format!(
+            "ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
+             CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')"
+        ),
+    )
+    .await?;
+
+    let mut moved = 0i64;
+    if let Some(default) = &snap.default_partition {
+        let drel = n.rel(&default.name);
+        // Writers first (parent, then default partition: the order inserts take them).
+        locks::take(
+            &mut tx,
+            &[
+                LockRequest::table(n.parent.clone(), LockMode::Share),
+                LockRequest::table(drel.clone(), LockMode::AccessExclusive),
+            ],
+            step.lock_wait,
+        )
+        .await?;
+        crate::fault::point("create_before_move").await;
+        moved = move_rows(&mut tx, step, &drel, &rel, bounds).await?;
+    }
+
+    exec(
+        &mut tx,
+        &format!(
+            "ALTER TABLE {} ATTACH PARTITION {rel} FOR VALUES FROM ('{from}') TO ('{to}')",
+            n.parent
+        ),
+    )
+    .await?;
+    exec(
+        &mut tx,
+        &format!("ALTER TABLE {rel} DROP CONSTRAINT partwarden_partition_bound"),
+    )
+    .await?;
+    // Rows are in before RLS is forced (the owner could not insert them afterwards).
+    rls::sync(&mut tx, step, &rel).await?;
+    crate::fault::point("create_before_commit").await;
+    tx.commit().await?;
+    if moved > 0 {
+        // Keep the default partition's row estimate (a metric and an alert) truthful.
+        // Best effort: the partition is done; a failed ANALYZE only leaves the estimate stale.
+        if let Some(default) = &snap.default_partition {
+            if let Err(e) = exec(conn, &format!("ANALYZE {}", n.rel(&default.name))).await {
+                warn!("ANALYZE {}: {}", default.name, db_message(&e));
+            }
+        }
+    }
+    Ok(if moved > 0 {
+        format!("created and attached; moved {moved} row(s) from the default partition")
+    } else {
+        "created and attached".into()
+    })
+}
+
+/// Moves the rows of `bounds` from the default partition `drel` into the new table `rel`
+/// (the caller holds ACCESS EXCLUSIVE on `drel`), counts checked.
+async fn move_rows(
+    tx: &mut PgConnection,
+    step: &Step<'_>,
+    drel: &str,
+    rel: &str,
+    bounds: &PartitionBounds,
+) -> Result<i64, StepError> {
+    let col = &step.names.column;
+    // FORCE ROW LEVEL SECURITY hides every row from the owner when no tenant is set. Lift
+    // it for this transaction only: we hold ACCESS EXCLUSIVE on the default partition
+    // until commit, so no other session sees it unforced.
+    let forced: bool =
+        sqlx::query_scalar("SELECT relforcerowsecurity FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(drel)
+            .fetch_one(&mut *tx)
+            .await?;
+    if forced {
+        exec(
+            tx,
+            &format!("ALTER TABLE {drel} NO FORCE ROW LEVEL SECURITY"),
+        )
+        .await?;
+    }
+    let cols = step.snap.columns.join(", ");
+    let (deleted, inserted): (i64, i64) = sqlx::query_as(&format!(
+        "WITH moved AS (DELETE FROM {drel} WHERE {col} >= $1 AND {col} < $2 RETURNING {cols}),
+              ins AS (INSERT INTO {rel} ({cols}) SELECT {cols} FROM moved RETURNING 1)
+         SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM ins)"
+    ))
+    .bind(bounds.from)
+    .bind(bounds.to)
+    .fetch_one(&mut *tx)
+    .await?;
+    let landed: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {rel}"))
+        .fetch_one(&mut *tx)
+        .await?;
+    if deleted != inserted || inserted != landed {
+        // Dropping the transaction rolls everything back: no row is lost.
+        return Err(StepError::Fatal(format!(
+            "row counts disagree while moving rows out of the default partition: {deleted} deleted, \
+             {inserted} inserted, {landed} in the new partition; rolled back"
+        )));
+    }
+    if forced {
+        exec(tx, &format!("ALTER TABLE {drel} FORCE ROW LEVEL SECURITY")).await?;
+    }
+    Ok(inserted)
+}

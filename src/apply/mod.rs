@@ -1,0 +1,391 @@
+//! The executor: runs a [`Plan`]'s actions online, each in its own short transaction (or
+//! none, where PostgreSQL forbids one), on one connection.
+//!
+//! Online means no application query waits behind partwarden for long:
+//! * every statement runs under `lock_timeout` (set on every session, see `db.rs`);
+//! * a lock that blocks the application (ACCESS EXCLUSIVE on a partition or the parent,
+//!   SHARE on the parent) is taken explicitly, never behind a long holder, and waited for
+//!   at most `lock_wait` (see `locks.rs`);
+//! * a step that finds its locks taken, or times out on one, is retried with jittered
+//!   exponential backoff, at most `ddl_attempts` times; then the action fails, the next
+//!   one runs, and the next maintenance run tries again.
+//!
+//! Nothing is lost or forgotten: an action that cannot finish in one transaction records
+//! itself in `partwarden_journal` first (see `journal.rs`), so a later run finishes it.
+//!
+//! * New partitions (`create.rs`): a standalone table `LIKE` the parent with a CHECK
+//!   matching its bounds, then — with writers held by a SHARE lock on the parent when a
+//!   default partition exists — the range's rows moved out of the default partition,
+//!   `ATTACH PARTITION`, RLS, commit.
+//! * Expiry (`expire.rs`): RLS repaired, then with a default partition one transaction
+//!   (DETACH, then DROP / keep / SET SCHEMA); without one `DETACH … CONCURRENTLY` between
+//!   journal entries.
+//! * Indexes (`index.rs`) and vector indexes (`vector.rs`): built `CONCURRENTLY`.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlx::{Executor, PgConnection};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::catalog::{Journaled, TableSnapshot};
+use crate::config::TableConfig;
+use crate::ident::{quote_ident, Ident};
+use crate::locks::LockError;
+use crate::plan::{Action, Plan, PlannedAction};
+
+mod create;
+mod expire;
+mod index;
+mod rls;
+mod vector;
+
+/// How DDL waits for locks, and how often it is retried when it cannot get them.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Duration,
+    /// The longest wait in the lock queue for a lock that blocks the application.
+    pub lock_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            lock_wait: Duration::from_millis(50),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `n + 1`: base · 2^(n-1), ±50 % jitter, at most 30 s.
+    fn delay(&self, n: u32) -> Duration {
+        let base = self
+            .backoff
+            .saturating_mul(1 << (n.saturating_sub(1)).min(10))
+            .min(Duration::from_secs(30));
+        let jitter = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+            % 1000;
+        base.mul_f64(0.5 + jitter as f64 / 1000.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Done,
+    Failed,
+    /// Not started: the process is shutting down.
+    Skipped,
+}
+
+/// Set to stop a run between actions (shutdown): the action under way finishes (or its
+/// retries stop), the rest are skipped and left for the next run.
+pub type StopFlag = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+fn stopping(stop: Option<&StopFlag>) -> bool {
+    stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// What happened to one planned action.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionOutcome {
+    #[serde(flatten)]
+    pub planned: PlannedAction,
+    pub status: Status,
+    /// What was done, or the error.
+    pub detail: String,
+    pub attempts: u32,
+    pub seconds: f64,
+}
+
+impl ActionOutcome {
+    pub fn ok(&self) -> bool {
+        self.status == Status::Done
+    }
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+enum StepError {
+    /// A lock was taken by someone else, waiting for one hit its timeout, or a deadlock
+    /// was broken: try again later.
+    Retryable(String),
+    Fatal(String),
+}
+
+impl From<sqlx::Error> for StepError {
+    fn from(e: sqlx::Error) -> Self {
+        let code = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.to_string());
+        match code.as_deref() {
+            // lock_not_available (lock_timeout), deadlock_detected, serialization_failure
+            Some("55P03") | Some("40P01") | Some("40001") => StepError::Retryable(db_message(&e)),
+            _ => StepError::Fatal(db_message(&e)),
+        }
+    }
+}
+
+impl From<LockError> for StepError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Busy(why) => StepError::Retryable(why),
+            LockError::Database(e) => e.into(),
+        }
+    }
+}
+
+fn db_message(e: &sqlx::Error) -> String {
+    match e.as_database_error() {
+        Some(d) => match d.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", d.message()),
+            None => d.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
+/// How a plan is executed.
+#[derive(Clone, Copy)]
+pub struct ApplyContext<'a> {
+    pub retry: &'a RetryPolicy,
+    /// Stop between actions when set.
+    pub stop: Option<&'a StopFlag>,
+    /// A pool for a second connection that reports the progress of long index builds.
+    pub monitor: Option<&'a sqlx::PgPool>,
+}
+
+/// Runs every action of `plan` in order; one failing does not stop the others.
+pub async fn apply_plan(
+    conn: &mut PgConnection,
+    table: &TableConfig,
+    snapshot: &TableSnapshot,
+    plan: &Plan,
+    ctx: ApplyContext<'_>,
+) -> Vec<ActionOutcome> {
+    let (retry, stop) = (ctx.retry, ctx.stop);
+    let mut outcomes = Vec::with_capacity(plan.actions.len());
+    if !plan.actions.is_empty() {
+        if let Err(e) = crate::journal::ensure_table(conn).await {
+            warn!("partwarden_journal: {}", db_message(&e));
+        }
+    }
+    // Once one expiry fails, the others wait for the next run: with a default partition
+    // each is a plain DETACH that queues for ACCESS EXCLUSIVE on the parent, so trying
+    // them back to back would stall inserts for one lock_timeout after another; without
+    // one, PostgreSQL allows a single pending DETACH CONCURRENTLY per table.
+    let mut expiry_deferred: Option<String> = None;
+    for planned in &plan.actions {
+        let skip = if stopping(stop) {
+            Some("not started: shutting down".to_string())
+        } else if let (Action::ExpirePartition { .. }, Some(why)) =
+            (&planned.action, &expiry_deferred)
+        {
+            Some(format!("deferred to the next run: {why}"))
+        } else {
+            None
+        };
+        if let Some(detail) = skip {
+            outcomes.push(ActionOutcome {
+                planned: planned.clone(),
+                status: Status::Skipped,
+                detail,
+                attempts: 0,
+                seconds: 0.0,
+            });
+            continue;
+        }
+        let span = info_span!(
+            "action",
+            action = planned.action.kind(),
+            partition = planned.action.partition()
+        );
+        let outcome = run_with_retries(conn, table, snapshot, planned, retry, stop, ctx.monitor)
+            .instrument(span)
+            .await;
+        if let (Action::ExpirePartition { partition, .. }, Status::Failed) =
+            (&planned.action, &outcome.status)
+        {
+            expiry_deferred = Some(format!("expiring {partition} failed ({})", outcome.detail));
+        }
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+async fn run_with_retries(
+    conn: &mut PgConnection,
+    table: &TableConfig,
+    snapshot: &TableSnapshot,
+    planned: &PlannedAction,
+    retry: &RetryPolicy,
+    stop: Option<&StopFlag>,
+    monitor: Option<&sqlx::PgPool>,
+) -> ActionOutcome {
+    let started = Instant::now();
+    let attempts = retry.attempts.max(1);
+    let mut n = 0;
+    let (status, detail) = loop {
+        n += 1;
+        let step = Step {
+            table,
+            snap: snapshot,
+            names: Names::new(table),
+            lock_wait: retry.lock_wait,
+            monitor,
+        };
+        match run_once(conn, &step, &planned.action).await {
+            Ok(detail) => {
+                info!(attempt = n, "{}: {detail}", planned.action);
+                break (Status::Done, detail);
+            }
+            Err(StepError::Retryable(e)) if n < attempts && !stopping(stop) => {
+                let delay = retry.delay(n);
+                warn!(
+                    attempt = n,
+                    "{}: {e}; retrying in {:.1}s",
+                    planned.action,
+                    delay.as_secs_f64()
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Err(StepError::Retryable(e)) => {
+                let msg = format!("gave up after {n} attempt(s): {e}");
+                warn!("{}: {msg}", planned.action);
+                break (Status::Failed, msg);
+            }
+            Err(StepError::Fatal(msg)) => {
+                warn!(attempt = n, "{}: {msg}", planned.action);
+                break (Status::Failed, msg);
+            }
+        }
+    };
+    ActionOutcome {
+        planned: planned.clone(),
+        status,
+        detail,
+        attempts: n,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+    conn.execute(sql).await.map(|_| ())
+}
+
+/// Names used in the DDL of one table, quoted once.
+struct Names {
+    schema: String,
+    parent: String,
+    column: String,
+}
+
+impl Names {
+    fn new(table: &TableConfig) -> Names {
+        Names {
+            schema: table.schema.quoted(),
+            parent: table.qualified_name(),
+            column: table.column.quoted(),
+        }
+    }
+    /// A relation in the table's schema.
+    fn rel(&self, name: &str) -> String {
+        format!("{}.{}", self.schema, quote_ident(name))
+    }
+}
+
+/// What every step of one action needs.
+struct Step<'a> {
+    table: &'a TableConfig,
+    snap: &'a TableSnapshot,
+    names: Names,
+    lock_wait: Duration,
+    monitor: Option<&'a sqlx::PgPool>,
+}
+
+impl Step<'_> {
+    /// The table's label in `partwarden_journal`.
+    fn label(&self) -> String {
+        self.table.label()
+    }
+}
+
+async fn run_once(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    action: &Action,
+) -> Result<String, StepError> {
+    match action {
+        Action::FinalizeDetach { partition } => {
+            expire::finalize_detach(conn, step, partition).await
+        }
+        Action::CreateDefaultPartition { partition } => {
+            create::default_partition(conn, step, partition).await
+        }
+        Action::CreatePartition { partition, bounds } => {
+            Ident::new(partition.clone()).map_err(|e| StepError::Fatal(e.to_string()))?;
+            create::partition(conn, step, partition, bounds).await
+        }
+        Action::ExpirePartition {
+            partition,
+            bounds,
+            mode,
+        } => expire::expire(conn, step, partition, *bounds, *mode).await,
+        Action::FinishExpiry { partition, .. } => {
+            let what = step
+                .snap
+                .journal
+                .iter()
+                .map(|e| &e.what)
+                .find(|w| matches!(w, Journaled::Expire { partition: p, .. } if p == partition))
+                .ok_or_else(|| StepError::Fatal(format!("no journal entry for {partition}")))?;
+            expire::finish(conn, step, what).await
+        }
+        Action::SyncRls { partition } => {
+            rls::sync_locked(conn, step, &step.names.rel(partition)).await
+        }
+        Action::SyncRetiredRls { schema, name, .. } => {
+            let rel = format!("{}.{}", quote_ident(schema), quote_ident(name));
+            rls::sync_locked(conn, step, &rel).await
+        }
+        Action::BuildIndex {
+            partition,
+            parent_index,
+            index,
+        } => index::build(conn, step, partition, parent_index, index).await,
+        Action::RepairIndex { index, .. } => {
+            exec(
+                conn,
+                &format!("REINDEX INDEX CONCURRENTLY {}", step.names.rel(index)),
+            )
+            .await?;
+            Ok("rebuilt concurrently".into())
+        }
+        Action::DropIndex { index, .. } => index::drop(conn, step, index).await,
+        Action::BuildVectorIndex { .. } => vector::build(conn, step, action).await,
+        Action::AdoptVectorIndex { index, comment, .. } => {
+            vector::adopt(conn, step, index, comment).await
+        }
+        Action::ForgetJournalEntry { entry, object, .. } => {
+            crate::journal::remove(conn, &step.label(), entry, object).await?;
+            Ok("removed from partwarden_journal".into())
+        }
+    }
+}
+
+/// The standalone table that becomes a partition: same columns, defaults, NOT NULL and
+/// CHECK constraints as the parent (ATTACH requires them); indexes come with ATTACH.
+fn create_like_sql(n: &Names, rel: &str) -> String {
+    format!(
+        "CREATE TABLE {rel} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE \
+         INCLUDING COMPRESSION INCLUDING GENERATED)",
+        n.parent
+    )
+}

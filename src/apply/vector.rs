@@ -1,0 +1,177 @@
+//! A partition's pgvector index: built concurrently (the partition stays readable and
+//! writable), its build record written in its comment, and only then the index it
+//! replaces dropped, so the partition is never without a usable index.
+//!
+//! The build record is journaled before the build starts: `CREATE INDEX CONCURRENTLY`
+//! commits on its own, and a run killed after it (or an orphaned backend that finished
+//! it) would otherwise leave an index that no later run recognises as partwarden's.
+
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
+use tracing::info;
+
+use super::{exec, Step, StepError};
+use crate::catalog::Journaled;
+use crate::config::VectorMethod;
+use crate::ident::quote_ident;
+use crate::journal;
+use crate::plan::Action;
+
+pub(super) async fn build(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    action: &Action,
+) -> Result<String, StepError> {
+    let Action::BuildVectorIndex {
+        partition,
+        index,
+        method,
+        lists,
+        rows,
+        closed,
+        generation,
+        replaces,
+    } = action
+    else {
+        return Err(StepError::Fatal("not a vector index build".into()));
+    };
+    let n = &step.names;
+    let policy = step
+        .table
+        .vector_index
+        .as_ref()
+        .ok_or_else(|| StepError::Fatal("the table has no vector_index policy".into()))?;
+    let dims = crate::vector::validate_policy(conn, step.table)
+        .await
+        .map_err(|e| StepError::Fatal(e.to_string()))?
+        .unwrap_or(0);
+    let rel = n.rel(partition);
+    let idx = n.rel(index);
+    let record = crate::vector::BuildRecord {
+        method: *method,
+        lists: *lists,
+        rows: *rows,
+        closed: *closed,
+        generation: *generation,
+    };
+    // An earlier attempt may have left this index INVALID: drop it first.
+    let existing: Option<bool> =
+        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+            .bind(&idx)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if existing == Some(false) {
+        exec(conn, &format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}")).await?;
+    }
+    let with = match method {
+        VectorMethod::Ivfflat => format!("lists = {}", lists.unwrap_or(1)),
+        VectorMethod::Hnsw => format!(
+            "m = {}, ef_construction = {}",
+            policy.m, policy.ef_construction
+        ),
+    };
+    let mwm = crate::vector::maintenance_work_mem_kb(policy, *rows, *lists, dims);
+    let journaled = Journaled::VectorBuild {
+        partition: partition.clone(),
+        index: index.clone(),
+        comment: record.comment(),
+    };
+    if existing != Some(true) {
+        journal::put(conn, &step.label(), &journaled, "building").await?;
+        exec(conn, &format!("SET maintenance_work_mem = '{mwm}kB'")).await?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await?;
+        let watcher = step
+            .monitor
+            .cloned()
+            .map(|pool| tokio::spawn(report_progress(pool, pid, index.clone())));
+        let sql = format!(
+            "CREATE INDEX CONCURRENTLY {} ON {rel} USING {} ({} {}) WITH ({with})",
+            quote_ident(index),
+            method.as_str(),
+            policy.column.quoted(),
+            policy.opclass.quoted()
+        );
+        let built = exec(conn, &sql).await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        let _ = exec(conn, "RESET maintenance_work_mem").await;
+        built?;
+        crate::fault::point("vector_after_build").await;
+    }
+    record_build(conn, step, index, &record.comment()).await?;
+    let mut detail = format!(
+        "built concurrently ({with}, maintenance_work_mem {} MB)",
+        mwm / 1024
+    );
+    if let Some(old) = replaces {
+        exec(
+            conn,
+            &format!("DROP INDEX CONCURRENTLY IF EXISTS {}", n.rel(old)),
+        )
+        .await?;
+        detail.push_str(&format!("; dropped {old}"));
+    }
+    Ok(detail)
+}
+
+/// Writes the build record of an index an interrupted run built (from the journal).
+pub(super) async fn adopt(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    index: &str,
+    comment: &str,
+) -> Result<String, StepError> {
+    record_build(conn, step, index, comment).await?;
+    Ok(format!("build record written: {comment}"))
+}
+
+/// The index's comment and the journal entry's removal, in one transaction.
+async fn record_build(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    index: &str,
+    comment: &str,
+) -> Result<(), StepError> {
+    let mut tx = conn.begin().await?;
+    exec(
+        &mut tx,
+        &format!(
+            "COMMENT ON INDEX {} IS '{}'",
+            step.names.rel(index),
+            comment.replace('\'', "''")
+        ),
+    )
+    .await?;
+    journal::remove(&mut tx, &step.label(), "vector_build", index).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Logs a long index build's phase and progress every 10 s.
+async fn report_progress(pool: sqlx::PgPool, pid: i32, index: String) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let row: Result<Option<(String, Option<f64>)>, _> = sqlx::query_as(
+            "SELECT phase, round(100.0 * CASE WHEN blocks_total > 0 THEN blocks_done::numeric / blocks_total
+                                              WHEN tuples_total > 0 THEN tuples_done::numeric / tuples_total END, 1)::float8
+               FROM pg_stat_progress_create_index WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_optional(&pool)
+        .await;
+        match row {
+            Ok(Some((phase, pct))) => match pct {
+                Some(p) => info!(index = %index, "building: {phase}, {p}%"),
+                None => info!(index = %index, "building: {phase}"),
+            },
+            Ok(None) => return,
+            Err(_) => {}
+        }
+    }
+}
