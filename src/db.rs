@@ -50,7 +50,23 @@ pub fn pool(url: &str, s: &SessionSettings) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(s.max_connections.max(1))
         .acquire_timeout(s.connect_timeout)
+        .after_connect(|conn, _meta| Box::pin(async move { abandon_when_client_dies(conn).await }))
         .connect_lazy_with(connect_options(url, s)?))
+}
+
+/// A backend whose client is gone (killed, cut off) would otherwise run its statement to
+/// the end — a long move or index build, holding the maintenance lock and its DDL locks —
+/// and only notice when it tries to answer. `client_connection_check_interval` (PostgreSQL
+/// 14 and later; not a startup option older servers would reject) makes it check the
+/// socket every second while it works and abandon the statement.
+async fn abandon_when_client_dies(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('client_connection_check_interval', '1000', false)
+          WHERE current_setting('server_version_num')::int >= 140000",
+    )
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 impl From<&crate::config::DatabaseConfig> for SessionSettings {

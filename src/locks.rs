@@ -99,97 +99,121 @@ pub enum LockError {
 }
 
 /// Takes `locks` in order inside the transaction open on `conn`, and leaves that
-/// transaction's `lock_timeout` at `wait`. On [`LockError::Busy`] or a lock timeout the
-/// caller rolls the transaction back (releasing what was taken) and tries again later.
+/// transaction's `lock_timeout` at `wait`. All of them are checked for long holders
+/// before the first is taken (nothing is held while looking). On [`LockError::Busy`] or a
+/// lock timeout the caller rolls the transaction back (releasing what was taken) and
+/// tries again later.
 pub async fn take(
     conn: &mut PgConnection,
     locks: &[LockRequest],
     wait: Duration,
 ) -> Result<(), LockError> {
+    check_clear(conn, locks, wait).await?;
     sqlx::query("SELECT set_config('lock_timeout', $1, true)")
         .bind(crate::db::pg_millis(wait))
         .execute(&mut *conn)
         .await?;
-    for lock in locks {
-        if let Some(holder) = blocker(conn, lock, wait).await? {
-            return Err(LockError::Busy(holder));
-        }
-        if !lock.index {
-            let sql = format!(
-                "LOCK TABLE ONLY {} IN {} MODE",
-                lock.relation,
-                lock.mode.sql()
-            );
-            sqlx::query(&sql).execute(&mut *conn).await?;
-        }
+    for lock in locks.iter().filter(|l| !l.index) {
+        let sql = format!(
+            "LOCK TABLE ONLY {} IN {} MODE",
+            lock.relation,
+            lock.mode.sql()
+        );
+        sqlx::query(&sql).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Like [`take`] for a statement that cannot run in a transaction (`DETACH … CONCURRENTLY`):
-/// only checks that no long holder is in the way; the statement then runs under the
-/// session's `lock_timeout`.
+/// Fails with [`LockError::Busy`] when a session is in the way of one of `locks`: it
+/// holds or waits for a conflicting lock in the same transaction now and `wait` later.
+/// (Two looks at `pg_locks`, which every role may read: how long another role's
+/// transaction has been open is hidden from a role without `pg_read_all_stats`.) Also
+/// used on its own before a statement that cannot run in a transaction (`DETACH …
+/// CONCURRENTLY`), which then runs under the session's `lock_timeout`.
 pub async fn check_clear(
     conn: &mut PgConnection,
     locks: &[LockRequest],
     wait: Duration,
 ) -> Result<(), LockError> {
+    let mut first = Vec::new();
     for lock in locks {
-        if let Some(holder) = blocker(conn, lock, wait).await? {
-            return Err(LockError::Busy(holder));
+        first.extend(holders(conn, lock).await?);
+    }
+    if first.is_empty() {
+        return Ok(());
+    }
+    tokio::time::sleep(wait).await;
+    for lock in locks {
+        for h in holders(conn, lock).await? {
+            if first.iter().any(|f| f.same_transaction(&h)) {
+                return Err(LockError::Busy(h.describe(&lock.relation)));
+            }
         }
     }
     Ok(())
 }
 
-/// A session in the way of `lock`: one that waits for a conflicting lock (it is ahead of
-/// us in the queue), or holds one in a transaction open for at least `wait`; prepared
-/// transactions (no backend) always count.
-async fn blocker(
-    conn: &mut PgConnection,
-    lock: &LockRequest,
-    wait: Duration,
-) -> Result<Option<String>, sqlx::Error> {
+/// A session holding or waiting for a lock that conflicts with ours.
+#[derive(Debug, sqlx::FromRow)]
+struct Holder {
+    pid: Option<i32>,
+    virtualtransaction: Option<String>,
+    mode: String,
+    granted: bool,
+    /// Visible only with the privileges to see the other session's activity.
+    xact_secs: Option<f64>,
+    query: Option<String>,
+}
+
+impl Holder {
+    fn same_transaction(&self, other: &Holder) -> bool {
+        self.pid == other.pid && self.virtualtransaction == other.virtualtransaction
+    }
+
+    fn describe(&self, relation: &str) -> String {
+        let who = match self.pid {
+            Some(pid) => format!("pid {pid}"),
+            None => "a prepared transaction".to_string(),
+        };
+        let how = if self.granted { "holds" } else { "waits for" };
+        let since = self
+            .xact_secs
+            .map(|s| format!(", transaction open {s:.1}s"))
+            .unwrap_or_default();
+        let what = self
+            .query
+            .as_deref()
+            .filter(|q| !q.starts_with('<'))
+            .map(|q| format!(": {q}"))
+            .unwrap_or_default();
+        format!(
+            "{who} {how} {} on {relation}{since}{what}; not queueing behind it",
+            self.mode
+        )
+    }
+}
+
+async fn holders(conn: &mut PgConnection, lock: &LockRequest) -> Result<Vec<Holder>, sqlx::Error> {
     let modes: Vec<String> = lock
         .mode
         .conflicts()
         .iter()
         .map(|m| m.to_string())
         .collect();
-    let row: Option<(Option<i32>, String, bool, Option<f64>, Option<String>)> = sqlx::query_as(
-        "SELECT l.pid, l.mode, l.granted,
-                extract(epoch FROM clock_timestamp() - a.xact_start)::float8,
-                left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
+    sqlx::query_as(
+        "SELECT l.pid, l.virtualtransaction, l.mode, l.granted,
+                extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS xact_secs,
+                left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) AS query
            FROM pg_locks l
            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'relation'
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.relation = to_regclass($1)
             AND l.pid IS DISTINCT FROM pg_backend_pid()
-            AND l.mode = ANY($2)
-            AND (NOT l.granted OR l.pid IS NULL
-                 OR coalesce(clock_timestamp() - a.xact_start >= $3 * interval '1 second', true))
-          ORDER BY l.granted, a.xact_start
-          LIMIT 1",
+            AND l.mode = ANY($2)",
     )
     .bind(&lock.relation)
     .bind(&modes)
-    .bind(wait.as_secs_f64())
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|(pid, mode, granted, secs, query)| {
-        let who = match pid {
-            Some(pid) => format!("pid {pid}"),
-            None => "a prepared transaction".to_string(),
-        };
-        let how = if granted { "holds" } else { "waits for" };
-        let since = secs
-            .map(|s| format!(", transaction open {s:.1}s"))
-            .unwrap_or_default();
-        let what = query.map(|q| format!(": {q}")).unwrap_or_default();
-        format!(
-            "{who} {how} {mode} on {}{since}{what}; not queueing behind it",
-            lock.relation
-        )
-    }))
+    .fetch_all(&mut *conn)
+    .await
 }

@@ -55,6 +55,10 @@ enum Command {
         /// expires and creates real partitions; meant for tests and rehearsals).
         #[arg(long, requires = "now")]
         execute: bool,
+        /// How long to wait for another run (the daemon's, or a killed run's backend) to
+        /// release the maintenance lock before giving up.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_wait)]
+        wait: std::time::Duration,
     },
     /// Show the partitions of every configured table.
     Status {
@@ -78,6 +82,16 @@ enum Command {
     },
 }
 
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    partwarden::config::parse_duration(s).or_else(|e| {
+        if s.trim() == "0" {
+            Ok(std::time::Duration::ZERO)
+        } else {
+            Err(e)
+        }
+    })
+}
+
 fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -86,6 +100,7 @@ fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    partwarden::fault::setup();
     match real_main(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -146,6 +161,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 table,
                 now,
                 execute,
+                wait,
             } => {
                 // A simulated clock only previews: executing it would create and expire
                 // real partitions for a time that is not now.
@@ -163,6 +179,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         only_table: table,
                         stop: None,
                     },
+                    wait,
                 )
                 .await
             }
@@ -229,7 +246,11 @@ fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     .map_err(Error::from)?)
 }
 
-async fn maintain(config: &Config, opts: RunOptions) -> anyhow::Result<ExitCode> {
+async fn maintain(
+    config: &Config,
+    opts: RunOptions,
+    wait: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
     if let Some(t) = &opts.only_table {
         config.find_table(t).map_err(Error::from)?;
     }
@@ -238,7 +259,7 @@ async fn maintain(config: &Config, opts: RunOptions) -> anyhow::Result<ExitCode>
         let mut conn = pool.acquire().await.map_err(Error::from)?;
         run_maintenance(&pool, &mut conn, config, &opts).await?
     } else {
-        let mut lock = MaintenanceLock::try_acquire(&pool)
+        let mut lock = MaintenanceLock::acquire_within(&pool, wait)
             .await?
             .ok_or(Error::Busy(MAINTENANCE_LOCK_KEY))?;
         let report = run_maintenance(&pool, lock.conn(), config, &opts).await?;

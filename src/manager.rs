@@ -387,6 +387,24 @@ impl MaintenanceLock {
         }))
     }
 
+    /// Tries for up to `patience` (every 250 ms): a run in progress elsewhere may be about
+    /// to finish, and the backend of a killed run lets go within about a second.
+    pub async fn acquire_within(
+        pool: &PgPool,
+        patience: std::time::Duration,
+    ) -> Result<Option<MaintenanceLock>, Error> {
+        let until = Instant::now() + patience;
+        loop {
+            if let Some(lock) = MaintenanceLock::try_acquire(pool).await? {
+                return Ok(Some(lock));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     pub fn conn(&mut self) -> &mut sqlx::PgConnection {
         &mut self.conn
     }

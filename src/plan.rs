@@ -9,8 +9,11 @@
 //! 3. premake: every interval from the current one through +`premake` gets a partition,
 //!    unless an existing partition already covers part of it (reported, never overlapped).
 //!    Nothing further ahead is ever created, whatever rows wait in the default partition;
-//! 4. expiry: partitions whose upper bound is at or before the retention cutoff, oldest
-//!    first, at most `max_expire_per_run`;
+//! 4. expiry: first what `partwarden_journal` says an earlier run began and did not
+//!    finish (a detached partition to drop or archive, a build record to write, a retired
+//!    table whose row-level security drifted); then partitions whose upper bound is at or
+//!    before the retention cutoff, oldest first, at most `max_expire_per_run`, each
+//!    leaving with the parent's row-level security;
 //! 5. row-level security: a partition whose RLS is off, not forced, or whose policies
 //!    differ from the parent's is brought in line;
 //! 6. indexes: every partition has every index of the parent, and none is INVALID;
@@ -369,6 +372,19 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
         ));
     }
     let expiring: Vec<&str> = expired.iter().take(cap).map(|p| p.name.as_str()).collect();
+    // 4a. What earlier runs began and did not finish comes first.
+    let mut journal_actions = Vec::new();
+    plan_journal(
+        table,
+        snapshot,
+        cutoff,
+        &expiring,
+        &mut journal_actions,
+        &mut plan.notes,
+    );
+    for a in journal_actions {
+        push(a.action, a.reason);
+    }
     let parent_rls = snapshot.rls();
     for p in expired.iter().take(cap) {
         let Some(bounds) = p.bounds else { continue };
@@ -396,18 +412,6 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
                 table.retention
             ),
         );
-    }
-    let mut journal_actions = Vec::new();
-    plan_journal(
-        table,
-        snapshot,
-        cutoff,
-        &expiring,
-        &mut journal_actions,
-        &mut plan.notes,
-    );
-    for a in journal_actions {
-        push(a.action, a.reason);
     }
 
     // 5 and 6 look at the partitions that stay.

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod cli;
 pub mod cluster;
 pub mod daemon;
 
@@ -152,9 +153,14 @@ impl TestDb {
 }
 
 pub async fn pool(url: &str) -> PgPool {
+    pool_sized(url, 4).await
+}
+
+/// A pool of up to `n` connections (concurrent writers need one each).
+pub async fn pool_sized(url: &str, n: u32) -> PgPool {
     let opts: PgConnectOptions = url.parse().expect("test url");
     PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(n)
         .connect_with(opts)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
