@@ -388,3 +388,116 @@ async fn a_killed_runs_backend_lets_go_at_once() {
     assert_eq!(run.code, 0, "{}", run.out);
     assert!(run.out.contains("moved 200 row(s)"), "{}", run.out);
 }
+
+/// `n` events of tenant A with random 768-d embeddings in the partition of `at`.
+async fn load_vectors(pool: &PgPool, at: chrono::DateTime<chrono::Utc>, n: i32) {
+    let mut tx = support::tenant_tx(pool, A).await;
+    sqlx::query(
+        "INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp, embedding_768)
+         SELECT $1::uuid, 'p', 'e', $2 + make_interval(secs => g),
+                (SELECT array_agg(random()::real - 0.5) FROM generate_series(1, 768) WHERE g > 0)::vector
+           FROM generate_series(1, $3) g",
+    )
+    .bind(A)
+    .bind(at)
+    .bind(n)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    pool.execute("ANALYZE archon_ga4_events").await.unwrap();
+}
+
+/// (name, valid, comment) of the vector indexes on `partition`.
+async fn vector_indexes(pool: &PgPool, partition: &str) -> Vec<(String, bool, Option<String>)> {
+    sqlx::query_as(
+        "SELECT ic.relname::text, i.indisvalid, obj_description(i.indexrelid, 'pg_class')
+           FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+          WHERE i.indrelid = $1::regclass AND am.amname IN ('ivfflat', 'hnsw') ORDER BY 1",
+    )
+    .bind(partition)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+const HNSW: &str = "[[tables]]\nname = \"archon_ga4_events\"\n[tables.vector_index]\nmethod = \"hnsw\"\nmin_rows = 1000\n";
+
+/// Issue 10.4: a kill during a vector index build used to leave an index the orphaned
+/// backend finished without its build record, "not built by partwarden; left alone"
+/// forever (never rebuilt on growth or at close). Now the orphaned build is abandoned
+/// (the backend checks its client) and rebuilt, and whatever finished is recorded.
+#[tokio::test]
+async fn a_vector_build_killed_midway_ends_built_and_recorded() {
+    let db = TestDb::migrated("vector_kill").await;
+    let owner = db.owner_pool().await;
+    let su = db.superuser_pool().await;
+    let now = chrono::Utc::now();
+    let partition = partwarden::calendar::partition_name(
+        EVENTS,
+        partwarden::calendar::Interval::Month,
+        partwarden::calendar::Interval::Month.floor(now),
+    );
+    load_vectors(&owner, partwarden::calendar::Interval::Month.floor(now), 6000).await;
+    let mut child = spawn(&db, Some(HNSW), &[], &["maintain"]);
+    wait_for_statement(&su, "CREATE INDEX CONCURRENTLY", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill9(&mut child);
+    // Whatever the orphaned backend does, it is done within a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let building: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'partwarden' AND state = 'active')",
+        )
+        .fetch_one(&su)
+        .await
+        .unwrap();
+        if !building {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the orphaned build is still running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let run = partwarden(&db, Some(HNSW), &[], &["maintain"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let idx = vector_indexes(&owner, &partition).await;
+    assert_eq!(idx.len(), 1, "{idx:?}\n{}", run.out);
+    assert!(idx[0].1, "valid: {idx:?}");
+    assert!(
+        idx[0].2.as_deref().is_some_and(|c| c.starts_with("partwarden: method=hnsw")),
+        "built by partwarden, recorded: {idx:?}\n{}",
+        run.out
+    );
+    assert_eq!(journal(&owner).await, vec![]);
+}
+
+/// The kill landing after the build finished and before its record was written: the
+/// journal holds the record, the next run writes it.
+#[tokio::test]
+async fn a_vector_build_killed_before_its_record_is_adopted() {
+    let db = TestDb::migrated("vector_adopt").await;
+    let owner = db.owner_pool().await;
+    let now = chrono::Utc::now();
+    let from = partwarden::calendar::Interval::Month.floor(now);
+    let partition = partwarden::calendar::partition_name(EVENTS, partwarden::calendar::Interval::Month, from);
+    load_vectors(&owner, from, 1500).await;
+    let (mut child, _) = start_until(
+        &db,
+        Some(HNSW),
+        &[("FAILPOINTS", "vector_after_build=return(60000)")],
+        &["maintain"],
+        "fault point vector_after_build reached",
+        Duration::from_secs(120),
+    );
+    kill9(&mut child);
+    let idx = vector_indexes(&owner, &partition).await;
+    assert!(idx.len() == 1 && idx[0].1 && idx[0].2.is_none(), "built, not recorded: {idx:?}");
+    let run = partwarden(&db, Some(HNSW), &[], &["maintain", "--dry-run"]);
+    assert!(run.out.contains(&format!("record the build of vector index {}", idx[0].0)), "{}", run.out);
+    let run = partwarden(&db, Some(HNSW), &[], &["maintain"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let after = vector_indexes(&owner, &partition).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(after[0].2.as_deref().is_some_and(|c| c.starts_with("partwarden: method=hnsw")), "{after:?}");
+    assert_eq!(journal(&owner).await, vec![]);
+}
