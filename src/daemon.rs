@@ -53,6 +53,8 @@ pub struct Shared {
     last_runs: Mutex<BTreeMap<String, TableRun>>,
     tables_status: Mutex<BTreeMap<String, serde_json::Value>>,
     refresh: Notify,
+    /// The maintenance run under way, so shutdown can abandon it after the grace period.
+    current_run: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Shared {
@@ -71,6 +73,7 @@ impl Shared {
             last_runs: Mutex::new(BTreeMap::new()),
             tables_status: Mutex::new(BTreeMap::new()),
             refresh: Notify::new(),
+            current_run: Mutex::new(None),
         }
     }
 
@@ -221,7 +224,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    wait_for_signal().await;
+    // The worker survives a panicking run (see `one_run`); if it dies anyway the daemon
+    // cannot maintain any more, and says so by exiting non-zero (the orchestrator restarts it).
+    let worker_died = tokio::select! {
+        _ = wait_for_signal() => None,
+        r = &mut worker => Some(r),
+    };
+    if let Some(r) = worker_died {
+        let why = match r {
+            Err(e) if e.is_panic() => "panicked".to_string(),
+            Err(e) => e.to_string(),
+            Ok(()) => "stopped".to_string(),
+        };
+        error!("the maintenance worker {why}; exiting so the daemon is restarted");
+        shared.set_leader(false);
+        let _ = shutdown_tx.send(true);
+        let _ = scheduler.shutdown().await;
+        pool.close().await;
+        anyhow::bail!("the maintenance worker {why}");
+    }
     info!("shutting down");
     shared.stop.store(true, Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
@@ -230,7 +251,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .is_err()
     {
-        warn!("maintenance did not stop within {SHUTDOWN_GRACE:?}; abandoning it (its transaction rolls back)");
+        warn!(
+            "maintenance did not stop within {SHUTDOWN_GRACE:?}; abandoning it: the server rolls back the \
+             transaction it had open, and the next run finishes what earlier steps committed (partwarden_journal)"
+        );
+        if let Some(run) = shared
+            .current_run
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            run.abort();
+        }
         worker.abort();
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), http_task).await;
@@ -435,10 +467,13 @@ async fn maintenance_worker(
             retry_at = None;
             pending.get_or_insert("retry");
         }
-        if let (Some(reason), Some(l)) = (pending, lock.as_mut()) {
+        if let (Some(reason), true) = (pending, lock.is_some()) {
             if shared.db_up.load(Ordering::Relaxed) {
                 pending = None;
-                let ok = one_run(&shared, &pool, l, reason).await;
+                let held = lock.take().expect("checked");
+                let (ok, back) = one_run(&shared, &pool, held, reason).await;
+                lock = back;
+                shared.set_leader(lock.is_some());
                 if shared.stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -470,9 +505,59 @@ async fn maintenance_worker(
     shared.set_leader(false);
 }
 
-async fn one_run(shared: &Shared, pool: &PgPool, lock: &mut MaintenanceLock, reason: &str) -> bool {
+/// One maintenance run, supervised: it runs in a task of its own that owns the lock's
+/// connection. If it panics, that is a failed run like any other (counted, retried with
+/// backoff), the lock's connection is dropped with the task — the server releases the
+/// advisory lock, so this replica stops claiming leadership until it takes the lock
+/// again — and the worker goes on. Returns whether the run succeeded, and the lock when
+/// it is still held.
+async fn one_run(
+    shared: &Arc<Shared>,
+    pool: &PgPool,
+    lock: MaintenanceLock,
+    reason: &'static str,
+) -> (bool, Option<MaintenanceLock>) {
     shared.running.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let task = tokio::spawn(run_and_record(shared.clone(), pool.clone(), lock, reason));
+    *shared.current_run.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+    let joined = task.await;
+    shared
+        .current_run
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let (ok, lock) = match joined {
+        Ok((ok, lock)) => (ok, Some(lock)),
+        Err(e) => {
+            let why = if e.is_panic() {
+                "panicked"
+            } else {
+                "was abandoned"
+            };
+            error!(
+                trigger = reason,
+                "maintenance run {why}; counted as failed, the maintenance lock is released"
+            );
+            for t in &shared.config.tables {
+                shared.metrics.count_run(&t.label(), "failure");
+            }
+            (false, None)
+        }
+    };
+    shared
+        .metrics
+        .observe_run_duration(started.elapsed().as_secs_f64());
+    shared.running.store(false, Ordering::Relaxed);
+    (ok, lock)
+}
+
+async fn run_and_record(
+    shared: Arc<Shared>,
+    pool: PgPool,
+    mut lock: MaintenanceLock,
+    reason: &'static str,
+) -> (bool, MaintenanceLock) {
     let opts = RunOptions {
         now: None,
         dry_run: false,
@@ -480,7 +565,7 @@ async fn one_run(shared: &Shared, pool: &PgPool, lock: &mut MaintenanceLock, rea
         stop: Some(shared.stop.clone()),
     };
     let span = info_span!("maintenance", trigger = reason);
-    let result = run_maintenance(pool, lock.conn(), &shared.config, &opts)
+    let result = run_maintenance(&pool, lock.conn(), &shared.config, &opts)
         .instrument(span)
         .await;
     let ok = match result {
@@ -525,11 +610,7 @@ async fn one_run(shared: &Shared, pool: &PgPool, lock: &mut MaintenanceLock, rea
             false
         }
     };
-    shared
-        .metrics
-        .observe_run_duration(started.elapsed().as_secs_f64());
-    shared.running.store(false, Ordering::Relaxed);
-    ok
+    (ok, lock)
 }
 
 /// The default probe: one tenant's events of the last 7 days, aggregated — what a

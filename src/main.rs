@@ -228,8 +228,10 @@ fn init_logging(config: &Config) {
             config.log.level
         ))
     });
+    // Colour only for a terminal: logs collected from a pipe or a file stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),

@@ -245,6 +245,7 @@ impl PartitionManager {
     ) -> Result<MaintenanceReport, Error> {
         let span = info_span!("table", table = %self.table.label());
         async move {
+            crate::fault::point("maintain_table").await;
             let snap = catalog::read_table(conn, &self.table).await?;
             crate::vector::validate_policy(conn, &self.table).await?;
             let mut plan = plan_table(&self.table, &snap, now);

@@ -547,3 +547,94 @@ async fn connections_killed_mid_run_leave_nothing_half_done() {
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(out.contains("0 action(s)"), "{out}");
 }
+
+/// Issue 10.6: a panic in a run used to kill only the worker task: `/metrics` kept
+/// `partwarden_leader 1`, `/status` said a run was in progress forever, no failure was
+/// counted, and the advisory lock was gone. The reproduction: a parent index with a long
+/// non-ASCII name (fitting `<partition>_<index>` into 63 bytes cut a character in two:
+/// a panic on byte slicing). Now the
+/// name is fitted and the run succeeds.
+#[tokio::test]
+async fn a_long_non_ascii_index_name_is_maintained_not_a_dead_worker() {
+    let db = TestDb::migrated("daemon_unicode_index").await;
+    let pool = db.owner_pool().await;
+    pool.execute(
+        "CREATE INDEX \"xxxxxxxxxxxxxxxxxxxxxxxxxxxééééééééééééééé\" ON ONLY archon_ga4_events (page_title)",
+    )
+    .await
+    .unwrap();
+    let d = Daemon::start(&env_for(db.owner_url()), None);
+    d.wait_metric(
+        &format!("partwarden_maintenance_runs_total{{{T},result=\"success\"}}"),
+        Duration::from_secs(30),
+        |v| v >= 1.0,
+    );
+    // (the statistics refresh that follows the run)
+    d.wait_metric(
+        &format!("partwarden_indexes_missing{{{T}}}"),
+        Duration::from_secs(10),
+        |v| v == 0.0,
+    );
+    let (_, st) = d.get("/status").unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(doc["maintenance_running"], false, "{st}");
+    let built: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'public.\"xxxxxxxxxxxxxxxxxxxxxxxxxxxééééééééééééééé\"'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        built, 5,
+        "every partition (4 months + default) has the index"
+    );
+}
+
+/// A run that panics anyway (a fault point) is a failed run: counted, leadership given
+/// up with the lock and taken again, `/status` not stuck, the daemon alive; the next run
+/// (SIGHUP) succeeds.
+#[tokio::test]
+async fn a_panicking_run_is_a_counted_failure_and_the_daemon_goes_on() {
+    let db = TestDb::migrated("daemon_panic").await;
+    make_work(&db).await;
+    let mut d = Daemon::start(
+        &[
+            ("DATABASE_URL", db.owner_url()),
+            ("FAILPOINTS", "maintain_table=1*panic(injected)".into()),
+        ],
+        None,
+    );
+    d.wait_metric(
+        &format!("partwarden_maintenance_runs_total{{{T},result=\"failure\"}}"),
+        Duration::from_secs(30),
+        |v| v == 1.0,
+    );
+    assert!(d.log().contains("injected"), "{}", d.log());
+    assert!(d.log().contains("maintenance run panicked"), "{}", d.log());
+    wait_for(Duration::from_secs(10), "/status not stuck", || {
+        let (_, st) = d.get("/status")?;
+        st.contains("\"maintenance_running\": false").then_some(())
+    });
+    // The lock was released with the task (leadership given up) and is taken again.
+    wait_for(Duration::from_secs(10), "leadership given up", || {
+        d.log()
+            .contains("leadership changed leader=false")
+            .then_some(())
+    });
+    d.wait_metric("partwarden_leader", Duration::from_secs(15), |v| v == 1.0);
+    assert!(d.alive());
+    let _ = Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status();
+    d.wait_metric(
+        &format!("partwarden_maintenance_runs_total{{{T},result=\"success\"}}"),
+        Duration::from_secs(30),
+        |v| v == 1.0,
+    );
+    d.wait_metric(
+        &format!("partwarden_future_partitions{{{T}}}"),
+        Duration::from_secs(10),
+        |v| v == 3.0,
+    );
+}

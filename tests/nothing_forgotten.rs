@@ -438,7 +438,12 @@ async fn a_vector_build_killed_midway_ends_built_and_recorded() {
         partwarden::calendar::Interval::Month,
         partwarden::calendar::Interval::Month.floor(now),
     );
-    load_vectors(&owner, partwarden::calendar::Interval::Month.floor(now), 6000).await;
+    load_vectors(
+        &owner,
+        partwarden::calendar::Interval::Month.floor(now),
+        6000,
+    )
+    .await;
     let mut child = spawn(&db, Some(HNSW), &[], &["maintain"]);
     wait_for_statement(&su, "CREATE INDEX CONCURRENTLY", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -455,7 +460,10 @@ async fn a_vector_build_killed_midway_ends_built_and_recorded() {
         if !building {
             break;
         }
-        assert!(Instant::now() < deadline, "the orphaned build is still running");
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned build is still running"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let run = partwarden(&db, Some(HNSW), &[], &["maintain"]);
@@ -464,7 +472,10 @@ async fn a_vector_build_killed_midway_ends_built_and_recorded() {
     assert_eq!(idx.len(), 1, "{idx:?}\n{}", run.out);
     assert!(idx[0].1, "valid: {idx:?}");
     assert!(
-        idx[0].2.as_deref().is_some_and(|c| c.starts_with("partwarden: method=hnsw")),
+        idx[0]
+            .2
+            .as_deref()
+            .is_some_and(|c| c.starts_with("partwarden: method=hnsw")),
         "built by partwarden, recorded: {idx:?}\n{}",
         run.out
     );
@@ -479,7 +490,8 @@ async fn a_vector_build_killed_before_its_record_is_adopted() {
     let owner = db.owner_pool().await;
     let now = chrono::Utc::now();
     let from = partwarden::calendar::Interval::Month.floor(now);
-    let partition = partwarden::calendar::partition_name(EVENTS, partwarden::calendar::Interval::Month, from);
+    let partition =
+        partwarden::calendar::partition_name(EVENTS, partwarden::calendar::Interval::Month, from);
     load_vectors(&owner, from, 1500).await;
     let (mut child, _) = start_until(
         &db,
@@ -491,13 +503,27 @@ async fn a_vector_build_killed_before_its_record_is_adopted() {
     );
     kill9(&mut child);
     let idx = vector_indexes(&owner, &partition).await;
-    assert!(idx.len() == 1 && idx[0].1 && idx[0].2.is_none(), "built, not recorded: {idx:?}");
+    assert!(
+        idx.len() == 1 && idx[0].1 && idx[0].2.is_none(),
+        "built, not recorded: {idx:?}"
+    );
     let run = partwarden(&db, Some(HNSW), &[], &["maintain", "--dry-run"]);
-    assert!(run.out.contains(&format!("record the build of vector index {}", idx[0].0)), "{}", run.out);
+    assert!(
+        run.out
+            .contains(&format!("record the build of vector index {}", idx[0].0)),
+        "{}",
+        run.out
+    );
     let run = partwarden(&db, Some(HNSW), &[], &["maintain"]);
     assert_eq!(run.code, 0, "{}", run.out);
     let after = vector_indexes(&owner, &partition).await;
     assert_eq!(after.len(), 1, "{after:?}");
-    assert!(after[0].2.as_deref().is_some_and(|c| c.starts_with("partwarden: method=hnsw")), "{after:?}");
+    assert!(
+        after[0]
+            .2
+            .as_deref()
+            .is_some_and(|c| c.starts_with("partwarden: method=hnsw")),
+        "{after:?}"
+    );
     assert_eq!(journal(&owner).await, vec![]);
 }
