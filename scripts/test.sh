@@ -27,7 +27,7 @@ export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 [ "${1:-}" = "--" ] && shift
 
 echo "== cargo test"
-cargo test --locked --no-fail-fast "$@"
+cargo test --locked --no-fail-fast --features failpoints "$@"
 
 echo "== deployment: Dockerfile (hadolint + its build stage), Kubernetes, compose, Grafana, metric names"
 scripts/check-deploy.sh

@@ -74,7 +74,7 @@ impl PrivateCluster {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=80",
             self.port,
             self.dir.display()
         );
@@ -93,6 +93,27 @@ impl PrivateCluster {
                 &opts,
             ],
         );
+    }
+
+    /// `pg_ctl restart -m immediate`: every session is cut off without a checkpoint, and
+    /// the server recovers from its WAL (a crash, as far as sessions can tell).
+    pub fn restart_immediate(&self) {
+        let data = self.dir.join("data");
+        pg(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "-t", "60", "restart"],
+        );
+    }
+
+    /// The roles and extension the project expects, as `scripts/pg.sh` sets them up.
+    pub fn bootstrap(&self) {
+        let sql = "CREATE ROLE partwarden LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE;
+                   CREATE ROLE app_user LOGIN NOSUPERUSER NOBYPASSRLS;";
+        let out = Command::new(super::pg_bin().join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url("postgres", "postgres"), "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "bootstrap: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// A new primary with trust authentication on loopback.
