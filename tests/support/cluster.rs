@@ -99,9 +99,22 @@ impl PrivateCluster {
     /// the server recovers from its WAL (a crash, as far as sessions can tell).
     pub fn restart_immediate(&self) {
         let data = self.dir.join("data");
+        // -l: the restarted server must not inherit our pipes (output() would wait forever).
+        let log = self.dir.join("log");
         pg(
             "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "-t", "60", "restart"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
         );
     }
 
@@ -110,10 +123,23 @@ impl PrivateCluster {
         let sql = "CREATE ROLE partwarden LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE;
                    CREATE ROLE app_user LOGIN NOSUPERUSER NOBYPASSRLS;";
         let out = Command::new(super::pg_bin().join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url("postgres", "postgres"), "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url("postgres", "postgres"),
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
-        assert!(out.status.success(), "bootstrap: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bootstrap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A new primary with trust authentication on loopback.
