@@ -320,6 +320,14 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
                         vector.missing, vector.invalid
                     ));
                 }
+                for e in &snap.journal {
+                    let at = partwarden::calendar::sql_literal(e.started_at);
+                    let line = match (&e.what, e.state.as_str(), &e.relation) {
+                        (_, "retired", Some(r)) => format!("retired (watched): {}.{}", r.schema, r.name),
+                        (w, state, _) => format!("unfinished since {at}: {} {} ({state})", w.kind(), w.object()),
+                    };
+                    text.push_str(&format!("  {line}\n"));
+                }
                 for n in &plan.notes {
                     text.push_str(&format!("  note: {n}\n"));
                 }
@@ -343,6 +351,7 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
                     "index_builds": builds,
                     "estimated_rows": snap.rows_estimate(),
                     "pending_actions": plan.actions,
+                    "journal": snap.journal,
                     "notes": plan.notes,
                 }));
             }

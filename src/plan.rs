@@ -458,6 +458,19 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
                 ),
             }
         }
+        // An interrupted REINDEX CONCURRENTLY (a repair above) leaves its new or old copy
+        // behind, INVALID: dropped, or it would stay forever.
+        for i in p.indexes.iter().filter(|i| !i.valid && i.parent_index.is_none()) {
+            if reindex_leftover(&i.name, p) {
+                push(
+                    Action::DropIndex {
+                        partition: p.name.clone(),
+                        index: i.name.clone(),
+                    },
+                    format!("{} is what an interrupted REINDEX CONCURRENTLY left behind (INVALID)", i.name),
+                );
+            }
+        }
     }
 
     // 7. Vector indexes per partition.
@@ -601,6 +614,19 @@ fn plan_journal(
             }
         }
     }
+}
+
+/// `<index>_ccnew`, `<index>_ccold` (or with a digit, PostgreSQL's names for the copies
+/// REINDEX CONCURRENTLY makes; the base may be shortened to fit 63 bytes) of another index
+/// of `p`.
+fn reindex_leftover(name: &str, p: &Partition) -> bool {
+    let Some((base, suffix)) = name.rsplit_once('_') else {
+        return false;
+    };
+    let kind = suffix.trim_end_matches(|c: char| c.is_ascii_digit());
+    (kind == "ccnew" || kind == "ccold")
+        && !base.is_empty()
+        && p.indexes.iter().any(|o| o.name != name && o.name.starts_with(base))
 }
 
 fn partition_of(what: &Journaled) -> &str {

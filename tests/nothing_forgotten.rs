@@ -119,6 +119,8 @@ async fn an_expiring_partition_leaves_with_the_parents_rls_and_stays_watched() {
             )],
             "{mode}: the retired table is watched"
         );
+        let status = partwarden(&db, Some(&toml), &[], &["status"]);
+        assert!(status.out.contains(&format!("retired (watched): {rel}")), "{mode}: {}", status.out);
 
         // Drift on the retired table later is reported and repaired.
         owner
@@ -248,6 +250,12 @@ async fn a_concurrent_detach_is_finished_by_a_later_run() {
     assert_eq!(run.code, 1, "{}", run.out);
     assert!(!attached(&owner, EVENTS).await.contains(&viewed));
     assert_eq!(journal(&owner).await.len(), 1, "journaled: {}", run.out);
+    let status = partwarden(&db, Some(&toml), &[], &["status"]);
+    assert!(
+        status.out.contains(&format!("expire {viewed} (detaching)")) && status.out.contains("unfinished since"),
+        "status reports it: {}",
+        status.out
+    );
     // Run 2 says so again: finishing it is planned, and fails, naming the partition.
     let run = partwarden(&db, Some(&toml), &[], &["maintain"]);
     assert_eq!(run.code, 1, "{}", run.out);

@@ -22,6 +22,16 @@
 # "partwarden:none partwarden:table partwarden:month nodefault:none nodefault:table
 # nodefault:month sql:none sql:table sql:month"),
 # BENCH_KEEP_LOGS=DIR (copy every log there before the cluster is removed).
+#
+# BENCH_WORK=one: instead of 3 creates and 12 expiries, one run must create one partition
+# (the last of the premake window is dropped) and expire one (now-25 months): the issue-10
+# scenario. With it, more methods: "none" (the same load and reader, no maintenance: the
+# baseline latency), "old" (the partwarden binary BENCH_OLD_BIN, e.g. an earlier build, with
+# its own defaults) and "partman" (pg_partman 5's run_maintenance, SQL-only install built
+# from PARTMAN_SRC into a copy of the PostgreSQL install; the table set up by
+# partman.create_parent with premake 3 and a default partition, retention 24 months):
+#   BENCH_WORK=one BENCH_SCENARIOS="none:month partwarden:month old:month partman:month" \
+#     BENCH_OLD_BIN=... PARTMAN_SRC=../shared/vendor/pg_partman-5.1.0.tar.gz bench/online/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/pg.sh
@@ -35,6 +45,12 @@ LOCK_TIMEOUT=${BENCH_LOCK_TIMEOUT:-1s}
 DDL_ATTEMPTS=${BENCH_DDL_ATTEMPTS:-3}
 DDL_BACKOFF=${BENCH_DDL_BACKOFF:-1s}
 SCENARIOS=${BENCH_SCENARIOS:-partwarden:none partwarden:table partwarden:month nodefault:none nodefault:table nodefault:month sql:none sql:table sql:month}
+WORK=${BENCH_WORK:-full}
+case $WORK in
+    full) N_CREATE=3; N_EXPIRE=12 ;;
+    one) N_CREATE=1; N_EXPIRE=1 ;;
+    *) echo "BENCH_WORK must be full or one" >&2; exit 2 ;;
+esac
 CLIENTS=4
 THREADS=2
 TENANT=7d1c0a3e-5b1f-4c2a-9e3d-000000000001
@@ -47,6 +63,16 @@ log() { printf '== %s\n' "$*"; }
 strip_ansi() { sed 's/\x1b\[[0-9;]*m//g'; }
 
 pw_pg_install 2> >(grep -v -e RuntimeDirWarning -e user_runtime_dir >&2)
+case " $SCENARIOS " in
+    *" partman:"*)
+        [ -n "${PARTMAN_SRC:-}" ] || { echo "the partman method needs PARTMAN_SRC (a pg_partman 5 source tarball or directory)" >&2; exit 2; }
+        # shellcheck source=scripts/partman.sh
+        . scripts/partman.sh
+        pw_partman_install "$PARTMAN_SRC" ;;
+esac
+case " $SCENARIOS " in
+    *" old:"*) [ -x "${BENCH_OLD_BIN:-}" ] || { echo "the old method needs BENCH_OLD_BIN (a partwarden binary)" >&2; exit 2; } ;;
+esac
 log "building partwarden (cargo build)"
 cargo build --quiet
 BIN=$PWD/target/debug/partwarden
@@ -87,8 +113,11 @@ grep -q '^default_partition = false$' "$CONFIG_NODEFAULT" || { echo "could not s
 export PARTWARDEN__DATABASE__LOCK_TIMEOUT=$LOCK_TIMEOUT
 export PARTWARDEN__DATABASE__DDL_ATTEMPTS=$DDL_ATTEMPTS
 export PARTWARDEN__DATABASE__DDL_BACKOFF=$DDL_BACKOFF
-DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config "$CONFIG" >/dev/null
-DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config "$CONFIG_NODEFAULT" >/dev/null
+# An older build knows fewer keys: its config is the same without the ones it lacks.
+CONFIG_OLD=$TMP/partwarden-old.toml
+grep -v -e '^lock_wait = ' "$CONFIG" >"$CONFIG_OLD"
+DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config --offline "$CONFIG" >/dev/null
+DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config --offline "$CONFIG_NODEFAULT" >/dev/null
 LOCK_TIMEOUT_MS=$(pw_psql "$PW_PG_ADMIN_URL" -At -c "SELECT round(extract(epoch FROM '$LOCK_TIMEOUT'::interval) * 1000)")
 
 # The application's insert, as it would run it: the tenant set for the transaction
@@ -125,15 +154,37 @@ reader_sql " WHERE event_timestamp >= '$MONTH_FROM 00:00:00+00' AND event_timest
 # A fresh database: owned by partwarden, vector created by the superuser, migrated by
 # `partwarden migrate` (current month + 3 ahead), then set up so that one maintenance run
 # must create 3 partitions (the 3 future months are dropped) and expire 12 (months
-# now-36 .. now-25, 100 rows each, entirely older than the 24-month retention).
-# With a third argument "nodefault", the default partition is dropped.
+# now-36 .. now-25, 100 rows each, entirely older than the 24-month retention) — or with
+# BENCH_WORK=one create 1 (month +3) and expire 1 (now-25).
+# With a third argument "nodefault", the default partition is dropped; with "partman" the
+# partitions are pg_partman's (create_parent), named <table>_pYYYYMMDD.
 setup_db() {
-    local db=$1 dir=$2 nodefault=${3:-}
+    local db=$1 dir=$2 variant=${3:-}
     local admin="postgres://postgres@127.0.0.1:$PORT/$db" owner="postgres://partwarden@127.0.0.1:$PORT/$db"
     pw_psql "$PW_PG_ADMIN_URL" -c "CREATE DATABASE $db OWNER partwarden"
     pw_psql "$admin" -c "CREATE EXTENSION IF NOT EXISTS vector"
     DATABASE_URL=$owner "$BIN" --config "$CONFIG" migrate >"$dir/migrate.log" 2>&1
-    [ -z "$nodefault" ] || pw_psql "$owner" -c "DROP TABLE archon_ga4_events_default"
+    [ "$variant" != nodefault ] || pw_psql "$owner" -c "DROP TABLE archon_ga4_events_default"
+    local first_future=1 old_from=25 old_to=36 fmt="archon_ga4_events_%s" datefmt=YYYY_MM
+    [ "$WORK" = one ] && first_future=3 && old_to=25
+    if [ "$variant" = partman ]; then
+        fmt="archon_ga4_events_p%s"; datefmt=YYYYMMDD
+        pw_psql "$admin" -c "CREATE SCHEMA partman AUTHORIZATION partwarden; CREATE EXTENSION pg_partman SCHEMA partman;
+            GRANT ALL ON ALL TABLES IN SCHEMA partman TO partwarden; GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA partman TO partwarden;
+            GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA partman TO partwarden;"
+        pw_psql "$owner" >"$dir/partman.log" <<'SQL'
+DO $$ DECLARE r record; BEGIN
+    FOR r IN SELECT inhrelid::regclass AS c FROM pg_inherits WHERE inhparent = 'archon_ga4_events'::regclass LOOP
+        EXECUTE 'DROP TABLE ' || r.c;
+    END LOOP;
+END $$;
+SELECT partman.create_parent(p_parent_table := 'public.archon_ga4_events', p_control := 'event_timestamp',
+                             p_interval := '1 month', p_premake := 3);
+UPDATE partman.part_config SET retention = '24 months', retention_keep_table = false, infinite_time_partitions = true
+ WHERE parent_table = 'public.archon_ga4_events';
+SQL
+    fi
+    # The partitions to create again, and the old ones to expire (100 rows each).
     pw_psql "$owner" >"$dir/setup.log" <<SQL
 DO \$\$
 DECLARE r record; n int := 0;
@@ -141,33 +192,40 @@ BEGIN
     FOR r IN SELECT c.oid::regclass AS rel
                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                CROSS JOIN LATERAL partwarden_range_bounds(c.oid) b
-              WHERE i.inhparent = 'archon_ga4_events'::regclass AND b.range_start > now()
+              WHERE i.inhparent = 'archon_ga4_events'::regclass
+                AND b.range_start >= (date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => $first_future)) AT TIME ZONE 'UTC'
     LOOP
         EXECUTE format('DROP TABLE %s', r.rel);
         n := n + 1;
     END LOOP;
-    IF n <> 3 THEN RAISE EXCEPTION 'expected 3 future partitions after migrate, found %', n; END IF;
+    IF n <> $N_CREATE THEN RAISE EXCEPTION 'expected $N_CREATE future partitions to drop, found %', n; END IF;
+    FOR k IN $old_from..$old_to LOOP
+        EXECUTE format('CREATE TABLE %I PARTITION OF archon_ga4_events FOR VALUES FROM (%L) TO (%L)',
+                       format('$fmt', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k), '$datefmt')),
+                       to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k), 'YYYY-MM-DD') || ' 00:00:00+00',
+                       to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k - 1), 'YYYY-MM-DD') || ' 00:00:00+00');
+        PERFORM partwarden_sync_partition_rls('archon_ga4_events',
+                  format('$fmt', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k), '$datefmt'))::regclass);
+    END LOOP;
 END \$\$;
-SELECT create_ga4_events_partition((date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k))::date)
-  FROM generate_series(25, 36) k;
 BEGIN;
 SELECT set_config('app.current_tenant_id', '$TENANT', true);
 INSERT INTO archon_ga4_events (tenant_id, property_id, event_name, event_timestamp)
 SELECT '$TENANT', 'bench-old', 'page_view',
        (date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k)) AT TIME ZONE 'UTC' + g * interval '1 minute'
-  FROM generate_series(25, 36) k, generate_series(1, 100) g;
+  FROM generate_series($old_from, $old_to) k, generate_series(1, 100) g;
 COMMIT;
 GRANT SELECT, INSERT ON archon_ga4_events TO app_user;
 GRANT USAGE ON SEQUENCE archon_ga4_events_id_seq TO app_user;
 ANALYZE archon_ga4_events;
 SQL
     # Names the run must create / expire, computed in the database (UTC months).
-    pw_psql "$owner" -At -c "SELECT string_agg(quote_literal(format('archon_ga4_events_%s', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => k), 'YYYY_MM'))), ',' ORDER BY k) FROM generate_series(1, 3) k" >"$dir/expect_created"
-    pw_psql "$owner" -At -c "SELECT string_agg(quote_literal(format('archon_ga4_events_%s', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k), 'YYYY_MM'))), ',' ORDER BY k) FROM generate_series(25, 36) k" >"$dir/expect_expired"
+    pw_psql "$owner" -At -c "SELECT string_agg(quote_literal(format('$fmt', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => k), '$datefmt'))), ',' ORDER BY k) FROM generate_series($first_future, 3) k" >"$dir/expect_created"
+    pw_psql "$owner" -At -c "SELECT string_agg(quote_literal(format('$fmt', to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k), '$datefmt'))), ',' ORDER BY k) FROM generate_series($old_from, $old_to) k" >"$dir/expect_expired"
 }
 
-# "C E P": how many of the 3 expected partitions are attached to archon_ga4_events
-# (pg_inherits), how many of the 12 old ones are gone (dropped), how many partitions are
+# "C E P": how many of the expected partitions are attached to archon_ga4_events
+# (pg_inherits), how many of the old ones are gone (dropped), how many partitions are
 # left "detach pending".
 verify() {
     local db=$1 dir=$2
@@ -221,14 +279,20 @@ run_scenario() {
         month) cond="long tx reading the current month (${HOLD} s)"; load=$LOAD_LONG ;;
         *) echo "unknown condition $long" >&2; exit 2 ;;
     esac
+    local bin=$BIN
     case $method in
         partwarden) mlabel="partwarden maintain" ;;
         nodefault) mlabel="partwarden maintain, default_partition = false"; config=$CONFIG_NODEFAULT ;;
+        old) mlabel="partwarden maintain ($(basename "$(dirname "$(dirname "$(dirname "$BENCH_OLD_BIN")")")"), older build)"; bin=$BENCH_OLD_BIN; config=$CONFIG_OLD ;;
         sql) mlabel="SQL functions (blocking)" ;;
+        partman) mlabel="pg_partman $PW_PARTMAN_VERSION run_maintenance" ;;
+        none) mlabel="no maintenance (baseline)" ;;
         *) echo "unknown method $method" >&2; exit 2 ;;
     esac
     log "scenario: $mlabel / $cond"
-    setup_db "$db" "$dir" "$([ "$method" = nodefault ] && echo nodefault)"
+    local variant=""
+    case $method in nodefault | partman) variant=$method ;; esac
+    setup_db "$db" "$dir" "$variant"
     local c e p
     read -r c e p < <(verify "$db" "$dir")
     [ "$c $e $p" = "0 0 0" ] || { echo "setup is wrong: created=$c expired=$e pending=$p" >&2; exit 1; }
@@ -271,13 +335,18 @@ run_scenario() {
 
     local rc=0 t1 t2
     t1=$(now)
-    if [ "$method" != sql ]; then
-        DATABASE_URL=$owner "$BIN" --config "$config" maintain >"$dir/maint.out" 2>"$dir/maint.err" || rc=$?
-    else
-        # As cron would call them: one psql, the owner role, no lock_timeout.
-        pw_psql "$owner" -c "SELECT * FROM ensure_ga4_partitions_exist(3); SELECT * FROM drop_old_ga4_partitions(24);" \
-            >"$dir/maint.out" 2>"$dir/maint.err" || rc=$?
-    fi
+    case $method in
+        sql)
+            # As cron would call them: one psql, the owner role, no lock_timeout.
+            pw_psql "$owner" -c "SELECT * FROM ensure_ga4_partitions_exist(3); SELECT * FROM drop_old_ga4_partitions(24);" \
+                >"$dir/maint.out" 2>"$dir/maint.err" || rc=$? ;;
+        partman)
+            # As pg_cron would call it (pg_partman's own guidance): no lock_timeout.
+            pw_psql "$owner" -c "SELECT partman.run_maintenance('public.archon_ga4_events')" \
+                >"$dir/maint.out" 2>"$dir/maint.err" || rc=$? ;;
+        none) : >"$dir/maint.out" ;;
+        *) DATABASE_URL=$owner "$bin" --config "$config" maintain >"$dir/maint.out" 2>"$dir/maint.err" || rc=$? ;;
+    esac
     t2=$(now)
     {
         echo "maint_start=$t1"
@@ -286,27 +355,27 @@ run_scenario() {
     } >>"$dir/meta"
     read -r c e p < <(verify "$db" "$dir")
     local result complete=no
-    [ "$c" = 3 ] && [ "$e" = 12 ] && [ "$p" = 0 ] && [ "$rc" = 0 ] && complete=yes
-    if [ "$method" != sql ]; then
-        result="created $c, expired $e ($(pw_summary "$dir/maint.out"); exit $rc)"
-    else
-        result="created $c, expired $e (exit $rc)"
-    fi
-    echo "   maintenance: wall $(secs "$t1" "$t2") s; catalog: created $c/3, expired $e/12, detach pending $p; exit $rc -> completed: $complete"
+    [ "$c" = "$N_CREATE" ] && [ "$e" = "$N_EXPIRE" ] && [ "$p" = 0 ] && [ "$rc" = 0 ] && complete=yes
+    case $method in
+        sql | partman) result="created $c, expired $e (exit $rc)" ;;
+        none) result="none (created $c, expired $e)"; complete=yes ;;
+        *) result="created $c, expired $e ($(pw_summary "$dir/maint.out"); exit $rc)" ;;
+    esac
+    echo "   maintenance: wall $(secs "$t1" "$t2") s; catalog: created $c/$N_CREATE, expired $e/$N_EXPIRE, detach pending $p; exit $rc -> completed: $complete"
 
     if [ -n "$reader_pid" ]; then
         wait "$reader_pid" || { echo "the long transaction failed:" >&2; cat "$dir/reader.log" >&2; exit 1; }
         grep '^reader_end=' "$dir/reader.log" >>"$dir/meta"
     fi
-    if [ "$method" != sql ] && [ "$complete" = no ]; then
+    if [ "$method" != sql ] && [ "$method" != partman ] && [ "$complete" = no ]; then
         # The designed behaviour: what gave up after lock_timeout is done by the next run.
         local rc2=0 t3 t4 complete2=no
         t3=$(now)
-        DATABASE_URL=$owner "$BIN" --config "$config" maintain >"$dir/rerun.out" 2>"$dir/rerun.err" || rc2=$?
+        DATABASE_URL=$owner "$bin" --config "$config" maintain >"$dir/rerun.out" 2>"$dir/rerun.err" || rc2=$?
         t4=$(now)
         read -r c e p < <(verify "$db" "$dir")
-        [ "$c" = 3 ] && [ "$e" = 12 ] && [ "$p" = 0 ] && [ "$rc2" = 0 ] && complete2=yes
-        echo "   run 2, after the long transaction ended: wall $(secs "$t3" "$t4") s; catalog: created $c/3, expired $e/12, detach pending $p; exit $rc2 -> completed: $complete2"
+        [ "$c" = "$N_CREATE" ] && [ "$e" = "$N_EXPIRE" ] && [ "$p" = 0 ] && [ "$rc2" = 0 ] && complete2=yes
+        echo "   run 2, after the long transaction ended: wall $(secs "$t3" "$t4") s; catalog: created $c/$N_CREATE, expired $e/$N_EXPIRE, detach pending $p; exit $rc2 -> completed: $complete2"
         result="run 1: $result. Run 2 after the long tx: $(pw_summary "$dir/rerun.out"); exit $rc2; now created $c, expired $e"
         {
             echo "rerun_start=$t3"
@@ -334,7 +403,7 @@ run_scenario() {
     # partwarden's own account of lock timeouts and retries.
     for f in maint rerun; do
         [ -s "$dir/$f.err" ] || [ -s "$dir/$f.out" ] || continue
-        if [ "$method" != sql ]; then
+        if [ "$method" != sql ] && [ "$method" != partman ]; then
             # Compact: without the tracing spans and the partition bounds.
             grep -E '^  FAILED' "$dir/$f.out" | sed -E "s/ \[[0-9-]+ [0-9:+]+, [0-9-]+ [0-9:+]+\)//; s/^  /   [$f] /" || true
             strip_ansi <"$dir/$f.err" | grep -E ' (WARN|ERROR) ' | grep -v 'slow statement' |
@@ -353,7 +422,8 @@ done
 echo
 log "results: $RATE inserts/s offered by $CLIENTS pgbench clients (-R, latency counted from the scheduled start);" \
     "long transaction at +${READER_AT} s for ${HOLD} s; maintenance at +${MAINT_AT} s;" \
-    "partwarden: lock_timeout $LOCK_TIMEOUT, ddl_attempts $DDL_ATTEMPTS, ddl_backoff $DDL_BACKOFF, max_expire_per_run 12"
+    "partwarden: lock_timeout $LOCK_TIMEOUT, ddl_attempts $DDL_ATTEMPTS, ddl_backoff $DDL_BACKOFF, max_expire_per_run 12;" \
+    "work: $N_CREATE partition(s) to create, $N_EXPIRE to expire"
 echo
 dirs=()
 for s in $SCENARIOS; do dirs+=("$TMP/sc_${s%%:*}_${s#*:}"); done

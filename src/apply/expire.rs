@@ -52,8 +52,8 @@ pub(super) async fn expire(
         // Detached already (by an earlier attempt, or a FinalizeDetach of this run).
         None => finish(conn, step, &what).await,
         Some(true) => {
-            journal::put(conn, &step.label(), &what, "detaching").await?;
             finalize_detach(conn, step, partition).await?;
+            journal::put(conn, &step.label(), &what, "detaching").await?;
             finish(conn, step, &what).await
         }
         Some(false) if step.snap.default_partition.is_none() => {
@@ -144,7 +144,30 @@ pub(super) async fn finalize_detach(
         ),
     )
     .await?;
-    Ok("detach finalized".into())
+    // The detached table stays under partwarden's watch: past retention it is an expiry
+    // to finish (by the expiry planned after this, or a later run); otherwise it is kept
+    // as a retired table (reported, RLS kept the parent's).
+    let Some(bounds) = step.snap.find(partition).and_then(|p| p.bounds) else {
+        return Ok("detach finalized".into());
+    };
+    let oid = step.snap.find(partition).map(|p| p.oid).unwrap_or_default();
+    let expiring = bounds.to <= step.cutoff;
+    let what = Journaled::Expire {
+        partition: partition.to_string(),
+        oid,
+        bounds,
+        mode: if expiring {
+            step.table.retention_mode
+        } else {
+            RetentionMode::Detach
+        },
+    };
+    journal::put(conn, &step.label(), &what, if expiring { "detaching" } else { "retired" }).await?;
+    Ok(if expiring {
+        "detach finalized; its expiry follows".into()
+    } else {
+        "detach finalized; the detached table is kept and watched".into()
+    })
 }
 
 /// Completes the expiry of a detached partition (journaled), in its own transaction.

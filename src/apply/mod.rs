@@ -207,7 +207,15 @@ pub async fn apply_plan(
             action = planned.action.kind(),
             partition = planned.action.partition()
         );
-        let outcome = run_with_retries(conn, table, snapshot, planned, retry, stop, ctx.monitor)
+        let step = Step {
+            table,
+            cutoff: plan.cutoff,
+            snap: snapshot,
+            names: Names::new(table),
+            lock_wait: retry.lock_wait,
+            monitor: ctx.monitor,
+        };
+        let outcome = run_with_retries(conn, &step, planned, retry, stop)
             .instrument(span)
             .await;
         if let (Action::ExpirePartition { partition, .. }, Status::Failed) =
@@ -222,26 +230,17 @@ pub async fn apply_plan(
 
 async fn run_with_retries(
     conn: &mut PgConnection,
-    table: &TableConfig,
-    snapshot: &TableSnapshot,
+    step: &Step<'_>,
     planned: &PlannedAction,
     retry: &RetryPolicy,
     stop: Option<&StopFlag>,
-    monitor: Option<&sqlx::PgPool>,
 ) -> ActionOutcome {
     let started = Instant::now();
     let attempts = retry.attempts.max(1);
     let mut n = 0;
     let (status, detail) = loop {
         n += 1;
-        let step = Step {
-            table,
-            snap: snapshot,
-            names: Names::new(table),
-            lock_wait: retry.lock_wait,
-            monitor,
-        };
-        match run_once(conn, &step, &planned.action).await {
+        match run_once(conn, step, &planned.action).await {
             Ok(detail) => {
                 info!(attempt = n, "{}: {detail}", planned.action);
                 break (Status::Done, detail);
@@ -304,6 +303,8 @@ impl Names {
 /// What every step of one action needs.
 struct Step<'a> {
     table: &'a TableConfig,
+    /// The plan's retention cutoff.
+    cutoff: chrono::DateTime<chrono::Utc>,
     snap: &'a TableSnapshot,
     names: Names,
     lock_wait: Duration,
