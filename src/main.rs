@@ -323,8 +323,14 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
                 for e in &snap.journal {
                     let at = partwarden::calendar::sql_literal(e.started_at);
                     let line = match (&e.what, e.state.as_str(), &e.relation) {
-                        (_, "retired", Some(r)) => format!("retired (watched): {}.{}", r.schema, r.name),
-                        (w, state, _) => format!("unfinished since {at}: {} {} ({state})", w.kind(), w.object()),
+                        (_, "retired", Some(r)) => {
+                            format!("retired (watched): {}.{}", r.schema, r.name)
+                        }
+                        (w, state, _) => format!(
+                            "unfinished since {at}: {} {} ({state})",
+                            w.kind(),
+                            w.object()
+                        ),
                     };
                     text.push_str(&format!("  {line}\n"));
                 }

@@ -460,14 +460,21 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
         }
         // An interrupted REINDEX CONCURRENTLY (a repair above) leaves its new or old copy
         // behind, INVALID: dropped, or it would stay forever.
-        for i in p.indexes.iter().filter(|i| !i.valid && i.parent_index.is_none()) {
+        for i in p
+            .indexes
+            .iter()
+            .filter(|i| !i.valid && i.parent_index.is_none())
+        {
             if reindex_leftover(&i.name, p) {
                 push(
                     Action::DropIndex {
                         partition: p.name.clone(),
                         index: i.name.clone(),
                     },
-                    format!("{} is what an interrupted REINDEX CONCURRENTLY left behind (INVALID)", i.name),
+                    format!(
+                        "{} is what an interrupted REINDEX CONCURRENTLY left behind (INVALID)",
+                        i.name
+                    ),
                 );
             }
         }
@@ -626,7 +633,9 @@ fn reindex_leftover(name: &str, p: &Partition) -> bool {
     let kind = suffix.trim_end_matches(|c: char| c.is_ascii_digit());
     (kind == "ccnew" || kind == "ccold")
         && !base.is_empty()
-        && p.indexes.iter().any(|o| o.name != name && o.name.starts_with(base))
+        && p.indexes
+            .iter()
+            .any(|o| o.name != name && o.name.starts_with(base))
 }
 
 fn partition_of(what: &Journaled) -> &str {

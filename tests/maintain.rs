@@ -908,3 +908,53 @@ async fn a_leftover_table_with_a_partition_name_is_a_clear_error() {
         .await
         .contains(&"archon_ga4_events_2040_02".to_string()));
 }
+
+/// An interrupted REINDEX CONCURRENTLY (a repair of an INVALID index) leaves its copy
+/// `<index>_ccnew` behind, INVALID; it used to stay forever. Now it is dropped.
+#[tokio::test]
+async fn a_reindex_leftover_is_dropped() {
+    let db = TestDb::migrated("reindex_leftover").await;
+    let pool = db.owner_pool().await;
+    let now = Utc::now();
+    insert_as(&pool, A, now).await;
+    insert_as(&pool, B, now).await;
+    let partition: String = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          CROSS JOIN LATERAL partwarden_range_bounds(c.oid) b
+         WHERE i.inhparent = 'archon_ga4_events'::regclass AND b.range_start <= now() AND b.range_end > now()",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let index: String = sqlx::query_scalar(
+        "SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid = $1::regclass AND ic.relname LIKE '%property%'",
+    )
+    .bind(&partition)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    // A concurrent build that fails (duplicates) leaves an INVALID index of that name.
+    let leftover = format!("{index}_ccnew");
+    let failed = pool
+        .execute(
+            format!("CREATE UNIQUE INDEX CONCURRENTLY \"{leftover}\" ON {partition} (property_id)")
+                .as_str(),
+        )
+        .await;
+    assert!(failed.is_err());
+    let run = partwarden(&db, None, &[], &["maintain", "--dry-run"]);
+    assert!(
+        run.out
+            .contains(&format!("drop index {leftover} on {partition}")),
+        "{}",
+        run.out
+    );
+    let run = partwarden(&db, None, &[], &["maintain"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "{}", run.out);
+}

@@ -120,7 +120,11 @@ async fn an_expiring_partition_leaves_with_the_parents_rls_and_stays_watched() {
             "{mode}: the retired table is watched"
         );
         let status = partwarden(&db, Some(&toml), &[], &["status"]);
-        assert!(status.out.contains(&format!("retired (watched): {rel}")), "{mode}: {}", status.out);
+        assert!(
+            status.out.contains(&format!("retired (watched): {rel}")),
+            "{mode}: {}",
+            status.out
+        );
 
         // Drift on the retired table later is reported and repaired.
         owner
@@ -252,7 +256,8 @@ async fn a_concurrent_detach_is_finished_by_a_later_run() {
     assert_eq!(journal(&owner).await.len(), 1, "journaled: {}", run.out);
     let status = partwarden(&db, Some(&toml), &[], &["status"]);
     assert!(
-        status.out.contains(&format!("expire {viewed} (detaching)")) && status.out.contains("unfinished since"),
+        status.out.contains(&format!("expire {viewed} (detaching)"))
+            && status.out.contains("unfinished since"),
         "status reports it: {}",
         status.out
     );
@@ -534,4 +539,95 @@ async fn a_vector_build_killed_before_its_record_is_adopted() {
         "{after:?}"
     );
     assert_eq!(journal(&owner).await, vec![]);
+}
+
+/// Leaves `partition` "detach pending": a DETACH … CONCURRENTLY whose second phase is cut
+/// off by lock_timeout while a reader holds an older snapshot.
+async fn leave_detach_pending(db: &TestDb, partition: &str) {
+    let owner = db.owner_pool().await;
+    let mut reader = support::tenant_tx(&owner, A).await;
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM archon_ga4_events")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    let mut conn = sqlx::Connection::connect(&db.owner_url()).await.unwrap();
+    let conn: &mut sqlx::PgConnection = &mut conn;
+    conn.execute("SET lock_timeout = '300ms'").await.unwrap();
+    let r = conn
+        .execute(
+            format!("ALTER TABLE archon_ga4_events DETACH PARTITION {partition} CONCURRENTLY")
+                .as_str(),
+        )
+        .await;
+    assert!(r.is_err(), "the detach should have been cut off");
+    reader.commit().await.unwrap();
+    let pending: bool = sqlx::query_scalar(
+        "SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = $1::regclass",
+    )
+    .bind(partition)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert!(pending);
+}
+
+/// A partition someone left "detach pending" is finalized by the next run — and then not
+/// forgotten: within retention the detached table stays watched (reported by `status`,
+/// its RLS kept the parent's); past retention its expiry follows in the same run.
+#[tokio::test]
+async fn a_detach_left_pending_is_finished_and_watched() {
+    let db = TestDb::migrated("pending_watched").await;
+    let owner = db.owner_pool().await;
+    owner
+        .execute("DROP TABLE archon_ga4_events_default")
+        .await
+        .unwrap();
+    let toml = format!("[[tables]]\nname = \"{EVENTS}\"\ndefault_partition = false\n");
+    let exists = |name: String| {
+        let owner = owner.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                .bind(name)
+                .fetch_one(&owner)
+                .await
+                .unwrap()
+        }
+    };
+    // (PostgreSQL allows one pending detach per table at a time.)
+    let kept = old_partition(&owner, 5).await;
+    leave_detach_pending(&db, &kept).await;
+    let run = partwarden(&db, Some(&toml), &[], &["maintain"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(!attached(&owner, EVENTS).await.contains(&kept));
+    assert!(exists(kept.clone()).await, "within retention: kept");
+    let old = old_partition(&owner, 30).await;
+    leave_detach_pending(&db, &old).await;
+    let run = partwarden(&db, Some(&toml), &[], &["maintain"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(
+        !exists(old.clone()).await,
+        "past retention: dropped: {}",
+        run.out
+    );
+    assert_eq!(
+        journal(&owner).await,
+        vec![(
+            format!("public.{EVENTS}"),
+            "expire".into(),
+            kept.clone(),
+            "retired".into()
+        )]
+    );
+    let status = partwarden(&db, Some(&toml), &[], &["status"]);
+    assert!(
+        status
+            .out
+            .contains(&format!("retired (watched): public.{kept}")),
+        "{}",
+        status.out
+    );
+    assert_eq!(
+        rls_of(&owner, &kept).await,
+        (true, true, vec![POLICY.to_string()])
+    );
 }

@@ -162,7 +162,13 @@ pub(super) async fn finalize_detach(
             RetentionMode::Detach
         },
     };
-    journal::put(conn, &step.label(), &what, if expiring { "detaching" } else { "retired" }).await?;
+    journal::put(
+        conn,
+        &step.label(),
+        &what,
+        if expiring { "detaching" } else { "retired" },
+    )
+    .await?;
     Ok(if expiring {
         "detach finalized; its expiry follows".into()
     } else {

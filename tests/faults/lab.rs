@@ -10,9 +10,10 @@
 //!
 //! The work one run finds: next month's partition missing with its rows waiting in the
 //! default partition (20,000 of them in `archon_ga4_events`, so the move takes a while),
-//! two partitions past retention in every table, RLS drift on a partition that stays
-//! and on two that expire, a parent index no partition has, and a partition with enough
-//! embeddings for its vector index.
+//! two partitions past retention in every table (one of them left "detach pending" by an
+//! interrupted DETACH … CONCURRENTLY), RLS drift on a partition that stays and on two that
+//! expire, a parent index no partition has, an INVALID index to rebuild, and a partition
+//! with enough embeddings for its vector index.
 
 use std::collections::BTreeMap;
 
@@ -166,6 +167,7 @@ impl Lab {
             .await
             .unwrap();
         self.add_work(&owner).await;
+        self.add_superuser_work(&su, &owner).await;
         self.seeded = seeded(&owner).await;
         owner.close().await;
         su.close().await;
@@ -232,6 +234,62 @@ impl Lab {
         // Enough embeddings in the current month for its vector index.
         insert_rows(owner, "archon_ga4_events", month(0), 1_500, true).await;
         owner.execute("ANALYZE").await.unwrap();
+    }
+
+    /// Work only a superuser can set up: an INVALID index attached to the parent's (to be
+    /// rebuilt with REINDEX CONCURRENTLY), and an expiring partition someone left "detach
+    /// pending" (a DETACH … CONCURRENTLY cut off while a reader held the table).
+    async fn add_superuser_work(&self, su: &PgPool, owner: &PgPool) {
+        // (a partition with rows enough for the rebuild to take a moment)
+        let cur = partition_name("archon_ga4_events", Interval::Month, month(-2));
+        let _: String = sqlx::query_scalar("SELECT create_ga4_events_partition($1)")
+            .bind(month(-2).date_naive())
+            .fetch_one(owner)
+            .await
+            .unwrap();
+        insert_rows(owner, "archon_ga4_events", month(-2), 60_000, false).await;
+        owner
+            .execute(format!("ANALYZE {cur}").as_str())
+            .await
+            .unwrap();
+        su.execute(
+            format!(
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid =
+                   (SELECT i.indexrelid FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid
+                     WHERE i.indrelid = '{cur}'::regclass
+                       AND pg_get_indexdef(i.indexrelid) LIKE '%(tenant_id, event_timestamp DESC)%')"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+        // (the parents' ON ONLY indexes are INVALID too until every partition has its own)
+        let broken: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid AND c.relkind = 'i'",
+        )
+            .fetch_one(su)
+            .await
+            .unwrap();
+        assert_eq!(broken, 1, "one INVALID index to repair");
+        let pending = partition_name("events_cdrop", Interval::Month, month(-30));
+        let mut reader = owner.begin().await.unwrap();
+        sqlx::query("SELECT count(*) FROM events_cdrop")
+            .execute(&mut *reader)
+            .await
+            .unwrap();
+        let mut conn: sqlx::PgConnection =
+            sqlx::Connection::connect(&self.cluster.url("partwarden", "faults_template"))
+                .await
+                .unwrap();
+        conn.execute("SET lock_timeout = '300ms'").await.unwrap();
+        let cut = conn
+            .execute(
+                format!("ALTER TABLE events_cdrop DETACH PARTITION {pending} CONCURRENTLY")
+                    .as_str(),
+            )
+            .await;
+        assert!(cut.is_err(), "the detach should be cut off");
+        reader.commit().await.unwrap();
     }
 
     /// A fresh copy of the template.

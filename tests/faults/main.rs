@@ -38,6 +38,7 @@ enum Kind {
     SigtermBetweenDetachAndDrop,
     KillDuringIndexBuild,
     KillDuringVectorBuild,
+    KillDuringReindex,
     KillDuringMove,
     Restart,
 }
@@ -50,6 +51,7 @@ impl Kind {
             Kind::SigtermBetweenDetachAndDrop => "SIGTERM (daemon) between DETACH and DROP/archive",
             Kind::KillDuringIndexBuild => "kill -9 during CREATE INDEX CONCURRENTLY",
             Kind::KillDuringVectorBuild => "kill -9 during the vector index build",
+            Kind::KillDuringReindex => "kill -9 during REINDEX CONCURRENTLY (an INVALID index)",
             Kind::KillDuringMove => "kill -9 during the move out of the default partition",
             Kind::Restart => "pg_ctl restart -m immediate at a random moment",
         }
@@ -75,10 +77,13 @@ fn env_u32(name: &str, default: u32) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seeded_fault_trials() {
-    assert!(
-        partwarden::fault::ENABLED,
-        "the fault harness needs fault points: `cargo test --features failpoints` (scripts/test.sh does)"
-    );
+    #[allow(clippy::assertions_on_constants)]
+    {
+        assert!(
+            partwarden::fault::ENABLED,
+            "the fault harness needs fault points: `cargo test --features failpoints` (scripts/test.sh does)"
+        );
+    }
     let kills = env_u32("PW_FAULTS_KILLS", 20);
     let restarts = env_u32("PW_FAULTS_RESTARTS", 2);
     let windows = env_u32("PW_FAULTS_WINDOWS", 1);
@@ -90,6 +95,11 @@ async fn seeded_fault_trials() {
     let probe = lab.trial_db().await;
     let baseline = run::maintain(&probe, &[], &["maintain"]).await;
     assert_eq!(baseline.code, 0, "the uninterrupted run: {}", baseline.out);
+    eprintln!(
+        "the uninterrupted run ({:.2}s):\n{}",
+        baseline.took.as_secs_f64(),
+        baseline.out
+    );
     // An uninterrupted run, and one more (a partition that received rows qualifies for its
     // vector index once its statistics show them), reach a fixpoint.
     let settled = settle(&probe).await;
@@ -109,6 +119,7 @@ async fn seeded_fault_trials() {
         Kind::SigtermBetweenDetachAndDrop,
         Kind::KillDuringIndexBuild,
         Kind::KillDuringVectorBuild,
+        Kind::KillDuringReindex,
         Kind::KillDuringMove,
     ] {
         plan.extend(std::iter::repeat_n(k, windows as usize));
@@ -257,10 +268,14 @@ async fn trial(lab: &Lab, db: &TrialDb, kind: Kind, span: Duration, rng: &mut St
                 ));
             }
         }
-        Kind::KillDuringIndexBuild | Kind::KillDuringVectorBuild | Kind::KillDuringMove => {
+        Kind::KillDuringIndexBuild
+        | Kind::KillDuringVectorBuild
+        | Kind::KillDuringReindex
+        | Kind::KillDuringMove => {
             let pattern = match kind {
                 Kind::KillDuringIndexBuild => "CREATE INDEX CONCURRENTLY % USING btree%",
                 Kind::KillDuringVectorBuild => "CREATE INDEX CONCURRENTLY % USING hnsw%",
+                Kind::KillDuringReindex => "REINDEX INDEX CONCURRENTLY%",
                 _ => "WITH moved AS%",
             };
             let mut p = run::start(db, &[], &["maintain"]);

@@ -171,6 +171,9 @@ pub struct Written {
     pub unavailable: usize,
 }
 
+/// When the k-th insert of a writer happens (its event_timestamp).
+type EventTime = fn(u64) -> DateTime<Utc>;
+
 /// Writers as the application role: one per table writing the current month, and one
 /// per table with a default partition writing next month (rows that wait there and move).
 pub struct Writers {
@@ -187,9 +190,9 @@ impl Writers {
             .await
             .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let mut jobs: Vec<(&'static str, fn(u64) -> DateTime<Utc>)> = crate::lab::TABLES
+        let mut jobs: Vec<(&'static str, EventTime)> = crate::lab::TABLES
             .iter()
-            .map(|t| (*t, (|_k| Utc::now()) as fn(u64) -> DateTime<Utc>))
+            .map(|t| (*t, (|_k| Utc::now()) as EventTime))
             .collect();
         for t in crate::lab::WITH_DEFAULT {
             jobs.push((t, |k| {

@@ -331,6 +331,7 @@ pub fn start_until(
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!(
                     "{marker:?} not reached within {timeout:?} (fault points need `cargo test --features \
                      failpoints`, which scripts/test.sh uses); partwarden printed:\n{seen}"
