@@ -27,7 +27,7 @@
 # (the last of the premake window is dropped) and expire one (now-25 months): the issue-10
 # scenario. With it, more methods: "none" (the same load and reader, no maintenance: the
 # baseline latency), "old" (the partwarden binary BENCH_OLD_BIN, e.g. an earlier build, with
-# its own defaults) and "partman" (pg_partman 5's run_maintenance, SQL-only install built
+# its own defaults; BENCH_OLD_LABEL names it in the table) and "partman" (pg_partman 5's run_maintenance, SQL-only install built
 # from PARTMAN_SRC into a copy of the PostgreSQL install; the table set up by
 # partman.create_parent with premake 3 and a default partition, retention 24 months):
 #   BENCH_WORK=one BENCH_SCENARIOS="none:month partwarden:month old:month partman:month" \
@@ -283,7 +283,7 @@ run_scenario() {
     case $method in
         partwarden) mlabel="partwarden maintain" ;;
         nodefault) mlabel="partwarden maintain, default_partition = false"; config=$CONFIG_NODEFAULT ;;
-        old) mlabel="partwarden maintain ($(basename "$(dirname "$(dirname "$(dirname "$BENCH_OLD_BIN")")")"), older build)"; bin=$BENCH_OLD_BIN; config=$CONFIG_OLD ;;
+        old) mlabel="partwarden maintain, ${BENCH_OLD_LABEL:-an older build}"; bin=$BENCH_OLD_BIN; config=$CONFIG_OLD ;;
         sql) mlabel="SQL functions (blocking)" ;;
         partman) mlabel="pg_partman $PW_PARTMAN_VERSION run_maintenance" ;;
         none) mlabel="no maintenance (baseline)" ;;
