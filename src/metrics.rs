@@ -114,7 +114,7 @@ impl TableGauges {
                 .unwrap_or(0),
             indexes_missing: missing,
             indexes_invalid: invalid,
-            rls_drift: stats.iter().filter(|s| !s.rls_ok).count(),
+            rls_drift: stats.iter().filter(|s| !s.rls_ok).count() + retired_rls_drift(snap),
             vector_indexes_missing: vector.missing,
             vector_indexes_invalid: vector.invalid,
             per_partition: stats
@@ -124,6 +124,18 @@ impl TableGauges {
             vector_index_bytes: vector.sizes,
         }
     }
+}
+
+/// Tables retention detached or archived (journal: retired) whose row-level security
+/// differs from the parent's: as exposed as a partition with drift.
+fn retired_rls_drift(snap: &TableSnapshot) -> usize {
+    let parent = snap.rls();
+    snap.journal
+        .iter()
+        .filter(|e| e.state == "retired")
+        .filter_map(|e| e.relation.as_ref())
+        .filter(|r| !crate::rls::changes(&parent, &r.rls()).is_empty())
+        .count()
 }
 
 #[derive(Debug)]
@@ -301,7 +313,7 @@ fn render_state(version: &str, s: &State) -> String {
         ),
         (
             "partwarden_partitions_rls_drift",
-            "Partitions whose row-level security differs from the parent's.",
+            "Partitions, and tables retention detached or archived, whose row-level security differs from the parent's.",
             |g| g.rls_drift as f64,
         ),
         (
@@ -458,6 +470,60 @@ mod tests {
         let out = m.render();
         assert!(!out.contains("p_2026_01"), "{out}");
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    /// A retired table (detached or archived by retention) with RLS drift counts in
+    /// `partwarden_partitions_rls_drift` like a partition with drift.
+    #[test]
+    fn retired_tables_with_drift_count_as_drift() {
+        use crate::catalog::{JournalEntry, JournalRelation, Journaled};
+        let cfg =
+            crate::config::Config::from_sources(Some("[[tables]]\nname = \"t\"\n"), &[]).unwrap();
+        let table = &cfg.tables[0];
+        let retired = |forced: bool| JournalEntry {
+            what: Journaled::Expire {
+                partition: "t_2024_01".into(),
+                oid: 1,
+                bounds: table.interval.bounds_containing(Utc::now()),
+                mode: crate::config::RetentionMode::Archive,
+            },
+            state: "retired".into(),
+            started_at: Utc::now(),
+            relation: Some(JournalRelation {
+                schema: "partwarden_archive".into(),
+                name: "t_2024_01".into(),
+                attached: false,
+                detach_pending: false,
+                rls_enabled: true,
+                rls_forced: forced,
+                policies: None,
+            }),
+        };
+        let mut snap = crate::catalog::TableSnapshot {
+            schema: "public".into(),
+            name: "t".into(),
+            oid: 1,
+            key_column: "event_timestamp".into(),
+            key_type: "timestamp with time zone".into(),
+            columns: vec![],
+            rls_enabled: true,
+            rls_forced: true,
+            policies: vec![],
+            parent_indexes: vec![],
+            partitions: vec![],
+            default_partition: None,
+            in_recovery: false,
+            journal: vec![retired(true)],
+        };
+        assert_eq!(
+            TableGauges::from_snapshot(table, &snap, Utc::now()).rls_drift,
+            0
+        );
+        snap.journal = vec![retired(false)];
+        assert_eq!(
+            TableGauges::from_snapshot(table, &snap, Utc::now()).rls_drift,
+            1
+        );
     }
 
     #[test]
