@@ -327,9 +327,10 @@ def binary(path):
         (WORK / "metrics.txt").write_text(metrics_text, encoding="utf-8")
         live = dict(re.findall(r"^# TYPE (\S+) (\S+)$", metrics_text, re.M))
         parsed = exported_families()
-        c.ok(live == parsed,
-             f"/metrics families == the families parsed from src/metrics.rs "
-             f"(only served: {sorted(set(live) - set(parsed))}, only parsed: {sorted(set(parsed) - set(live))})")
+        # Without a database only the process's own families exist yet.
+        c.ok(set(live.items()) <= set(parsed.items()) and "partwarden_database_up" in live,
+             f"/metrics families are among those of src/metrics.rs FAMILIES "
+             f"(served, not listed: {sorted(set(live.items()) - set(parsed.items()))})")
         print(f"  /metrics serves {len(live)} families; saved to {rel(WORK / 'metrics.txt')}")
     return c.done()
 
@@ -710,22 +711,11 @@ def grafana():
 
 
 def exported_families():
-    """{name: type} of every family src/metrics.rs renders: the literal
-    `family(&mut out, "name", "kind", ...)` calls, and the names listed in the tables
-    (`let per_table: [...] = [("partwarden_...", help, getter), ...];`) that a loop
-    `for (name, ..) in per_table { family(&mut out, name, "kind", ..) }` renders."""
+    """{name: type} of every family partwarden exports: the `FAMILIES` list of
+    src/metrics.rs (a unit test there checks it against a full rendering)."""
     src = METRICS_RS.read_text(encoding="utf-8")
-    fams = {}
-    for name, kind in re.findall(r'family\(\s*&mut out,\s*"([a-z_:][a-z0-9_:]*)",\s*"(\w+)"', src):
-        fams[name] = kind
-    loops = re.findall(r'for \((\w+),[^)]*\) in (\w+) \{\s*family\(\s*&mut out,\s*(\w+),\s*"(\w+)"', src)
-    for var, array, arg, kind in loops:
-        if var != arg:
-            continue
-        m = re.search(r"let " + array + r"\b[^=]*=\s*\[(.*?)\n\s*\];", src, re.S)
-        if m:
-            for name in re.findall(r'\(\s*"(partwarden_[a-z0-9_]+)",', m.group(1)):
-                fams[name] = kind
+    m = re.search(r"pub const FAMILIES: &\[\(&str, &str\)\] = &\[(.*?)\n\];", src, re.S)
+    fams = dict(re.findall(r'\(\s*"([a-z_:][a-z0-9_:]*)",\s*"(\w+)"\s*\)', m.group(1))) if m else {}
     return dict(sorted(fams.items()))
 
 
@@ -805,7 +795,7 @@ def metrics(served_file=None):
           + ", ".join(f"{n} ({k})" for n, k in fams.items() if k != "gauge") + " and gauges")
     if served_file and pathlib.Path(served_file).exists():
         live = dict(re.findall(r"^# TYPE (\S+) (\S+)$", pathlib.Path(served_file).read_text(), re.M))
-        c.ok(live == fams, "the families parsed from src/metrics.rs are exactly those /metrics serves")
+        c.ok(set(live.items()) <= set(fams.items()), "the families /metrics serves are listed in src/metrics.rs FAMILIES")
     valid = set(PROMETHEUS_SERIES)
     for n, k in fams.items():
         if k == "histogram":

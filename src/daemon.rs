@@ -386,6 +386,7 @@ async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut b
             }
         }
     }
+    shared.metrics.publish();
     shared.set_db_up(true);
     true
 }

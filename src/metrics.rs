@@ -1,16 +1,27 @@
-//! Prometheus metrics, kept in memory and rendered in the text exposition format.
+//! Prometheus metrics through the `metrics` facade and `metrics-exporter-prometheus`.
 //!
-//! Gauges derived from the catalog are replaced wholesale at every refresh, so the series
-//! of a dropped partition disappear at the next refresh instead of lingering with their
-//! last value (the trap of label-keyed registries, DESIGN.md §11). `/metrics` renders from
-//! memory and never touches the database. Every family has HELP and TYPE, as
-//! `promtool check metrics` requires.
+//! Two recorders, rendered one after the other on `/metrics` (from memory; the database
+//! is never touched):
+//! * the **live** recorder: run counters, the duration and probe histograms (real
+//!   histograms, buckets below), the last successful run, `partwarden_database_up`,
+//!   `partwarden_leader`, `partwarden_build_info`;
+//! * the **catalog snapshot**: every gauge derived from the catalog (partitions, coverage,
+//!   sizes, rows, index and RLS health). It is rebuilt from nothing each time a refresh
+//!   publishes new snapshots, so the series of a dropped partition disappear at the next
+//!   refresh instead of lingering with their last value (the trap of label-keyed
+//!   registries, DESIGN.md §11); while the database is down no refresh publishes, so the
+//!   last known gauges stay (with `partwarden_database_up 0` beside them). The rendered
+//!   text is kept until the next publish: a scrape costs a copy.
+//!
+//! Every family is described (HELP) and typed (TYPE), as `promtool check metrics` wants.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::catalog::TableSnapshot;
 use crate::config::TableConfig;
@@ -25,53 +36,8 @@ pub const PROBE_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Debug, Clone)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    pub fn observe(&mut self, v: f64) {
-        for (i, b) in self.bounds.iter().enumerate() {
-            if v <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
-    }
-}
+const RUN_DURATION: &str = "partwarden_maintenance_duration_seconds";
+const PROBE_DURATION: &str = "partwarden_probe_query_duration_seconds";
 
 /// What one catalog snapshot says, as metric values.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -138,22 +104,125 @@ fn retired_rls_drift(snap: &TableSnapshot) -> usize {
         .count()
 }
 
-#[derive(Debug)]
-struct State {
-    tables: BTreeMap<String, TableGauges>,
-    runs_total: BTreeMap<(String, &'static str), u64>,
-    last_success: BTreeMap<String, f64>,
-    maintenance_duration: Histogram,
-    probe: BTreeMap<String, Histogram>,
-    database_up: bool,
-    leader: bool,
-}
+/// Every family partwarden exports, with its Prometheus type. `scripts/check_deploy.py`
+/// checks the dashboard and the alert rules against this list; a unit test checks the
+/// list against a rendering with every family present.
+pub const FAMILIES: &[(&str, &str)] = &[
+    ("partwarden_build_info", "gauge"),
+    ("partwarden_database_up", "gauge"),
+    ("partwarden_default_partition_rows", "gauge"),
+    ("partwarden_future_coverage_seconds", "gauge"),
+    ("partwarden_future_partitions", "gauge"),
+    ("partwarden_indexes_invalid", "gauge"),
+    ("partwarden_indexes_missing", "gauge"),
+    ("partwarden_interval_seconds", "gauge"),
+    ("partwarden_leader", "gauge"),
+    ("partwarden_maintenance_duration_seconds", "histogram"),
+    (
+        "partwarden_maintenance_last_success_timestamp_seconds",
+        "gauge",
+    ),
+    ("partwarden_maintenance_runs_total", "counter"),
+    ("partwarden_partition_rows", "gauge"),
+    ("partwarden_partition_size_bytes", "gauge"),
+    ("partwarden_partitions", "gauge"),
+    ("partwarden_partitions_rls_drift", "gauge"),
+    ("partwarden_probe_query_duration_seconds", "histogram"),
+    ("partwarden_vector_index_size_bytes", "gauge"),
+    ("partwarden_vector_indexes_invalid", "gauge"),
+    ("partwarden_vector_indexes_missing", "gauge"),
+];
+
+/// Run results counted in `partwarden_maintenance_runs_total`.
+pub const RESULTS: [&str; 3] = ["success", "failure", "skipped"];
+
+type Get = fn(&TableGauges) -> f64;
+/// The per-table gauges: name, HELP, value.
+const PER_TABLE: [(&str, &str, Get); 10] = [
+    (
+        "partwarden_partitions",
+        "Range partitions of the table (the default partition is not counted).",
+        |g| g.partitions as f64,
+    ),
+    (
+        "partwarden_future_partitions",
+        "Partitions whose lower bound is after now.",
+        |g| g.future_partitions as f64,
+    ),
+    (
+        "partwarden_future_coverage_seconds",
+        "How far ahead of now inserts land in contiguous partitions (0: now has no partition).",
+        |g| g.future_coverage_seconds as f64,
+    ),
+    (
+        "partwarden_interval_seconds",
+        "Nominal length of one partition interval (month = 28 days), for coverage alerts.",
+        |g| g.interval_seconds as f64,
+    ),
+    (
+        "partwarden_default_partition_rows",
+        "Estimated rows in the default partition (rows no partition covers).",
+        |g| g.default_partition_rows as f64,
+    ),
+    (
+        "partwarden_indexes_missing",
+        "Parent indexes missing on partitions.",
+        |g| g.indexes_missing as f64,
+    ),
+    (
+        "partwarden_indexes_invalid",
+        "Partition indexes left INVALID (failed or cancelled concurrent builds).",
+        |g| g.indexes_invalid as f64,
+    ),
+    (
+        "partwarden_partitions_rls_drift",
+        "Partitions, and tables retention detached or archived, whose row-level security differs from the parent's.",
+        |g| g.rls_drift as f64,
+    ),
+    (
+        "partwarden_vector_indexes_missing",
+        "Partitions with enough rows for a vector index but no valid one.",
+        |g| g.vector_indexes_missing as f64,
+    ),
+    (
+        "partwarden_vector_indexes_invalid",
+        "INVALID vector indexes on partitions.",
+        |g| g.vector_indexes_invalid as f64,
+    ),
+];
+
+const PARTITION_SIZE: (&str, &str) = (
+    "partwarden_partition_size_bytes",
+    "Total size of a partition with its indexes and TOAST (pg_total_relation_size).",
+);
+const PARTITION_ROWS: (&str, &str) = (
+    "partwarden_partition_rows",
+    "Estimated rows of a partition (pg_class.reltuples; 0 until first analyzed).",
+);
+const VECTOR_SIZE: (&str, &str) = (
+    "partwarden_vector_index_size_bytes",
+    "Size of a partition's valid vector index.",
+);
 
 /// The process's metrics. Cheap to update, rendered on demand.
-#[derive(Debug)]
 pub struct Metrics {
-    version: String,
-    state: Mutex<State>,
+    live: PrometheusRecorder,
+    live_handle: PrometheusHandle,
+    last_success: Mutex<BTreeMap<String, f64>>,
+    tables: Mutex<Catalog>,
+}
+
+#[derive(Default)]
+struct Catalog {
+    gauges: BTreeMap<String, TableGauges>,
+    /// The snapshot recorder's rendering; `None` after a change, until the next render.
+    rendered: Option<String>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -162,291 +231,172 @@ impl Default for Metrics {
     }
 }
 
-/// Run results counted in `partwarden_maintenance_runs_total`.
-pub const RESULTS: [&str; 3] = ["success", "failure", "skipped"];
-
 impl Metrics {
     pub fn new(version: &str) -> Metrics {
-        Metrics {
-            version: version.to_string(),
-            state: Mutex::new(State {
-                tables: BTreeMap::new(),
-                runs_total: BTreeMap::new(),
-                last_success: BTreeMap::new(),
-                maintenance_duration: Histogram::new(DURATION_BUCKETS),
-                probe: BTreeMap::new(),
-                database_up: false,
-                leader: false,
-            }),
-        }
+        let live = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(RUN_DURATION.into()), DURATION_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(PROBE_DURATION.into()), PROBE_BUCKETS)
+            })
+            .expect("bucket lists are not empty")
+            .build_recorder();
+        let live_handle = live.handle();
+        let m = Metrics {
+            live,
+            live_handle,
+            last_success: Mutex::new(BTreeMap::new()),
+            tables: Mutex::new(Catalog::default()),
+        };
+        m.with_live(|| {
+            metrics::describe_gauge!(
+                "partwarden_maintenance_last_success_timestamp_seconds",
+                "When maintenance last succeeded for the table (Unix time; kept in the database across restarts)."
+            );
+            metrics::describe_counter!(
+                "partwarden_maintenance_runs_total",
+                "Maintenance runs per table by result (success, failure, skipped)."
+            );
+            metrics::describe_histogram!(RUN_DURATION, "Duration of whole maintenance runs.");
+            metrics::describe_histogram!(PROBE_DURATION, "Latency of the configured date-range probe query.");
+            metrics::describe_gauge!("partwarden_database_up", "1 when the last attempt to reach the database succeeded.");
+            metrics::describe_gauge!("partwarden_leader", "1 when this replica holds the maintenance advisory lock.");
+            metrics::describe_gauge!("partwarden_build_info", "Always 1; the version is in the label.");
+            metrics::gauge!("partwarden_database_up").set(0.0);
+            metrics::gauge!("partwarden_leader").set(0.0);
+            metrics::gauge!("partwarden_build_info", "version" => version.to_string()).set(1.0);
+        });
+        m
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+    fn with_live<R>(&self, f: impl FnOnce() -> R) -> R {
+        metrics::with_local_recorder(&self.live, f)
+    }
+
+    fn catalog<R>(&self, f: impl FnOnce(&mut Catalog) -> R) -> R {
+        f(&mut self.tables.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Replaces one table's catalog-derived gauges.
     pub fn set_table(&self, table: &str, gauges: TableGauges) {
-        self.with(|s| {
-            s.tables.insert(table.to_string(), gauges);
+        self.catalog(|c| {
+            c.gauges.insert(table.to_string(), gauges);
+            c.rendered = None;
         });
     }
 
     /// Forgets a table's catalog-derived gauges (its snapshot could not be read).
     pub fn clear_table(&self, table: &str) {
-        self.with(|s| {
-            s.tables.remove(table);
+        self.catalog(|c| {
+            if c.gauges.remove(table).is_some() {
+                c.rendered = None;
+            }
         });
     }
 
     pub fn table(&self, table: &str) -> Option<TableGauges> {
-        self.with(|s| s.tables.get(table).cloned())
+        self.catalog(|c| c.gauges.get(table).cloned())
     }
 
     /// Makes the run counters of `table` exist at 0 (so rate() and alerts see them).
     pub fn register_table(&self, table: &str) {
-        self.with(|s| {
+        self.with_live(|| {
             for r in RESULTS {
-                s.runs_total.entry((table.to_string(), r)).or_insert(0);
+                metrics::counter!("partwarden_maintenance_runs_total", "table" => table.to_string(), "result" => r)
+                    .increment(0);
             }
         });
     }
 
     pub fn count_run(&self, table: &str, result: &'static str) {
-        self.with(|s| *s.runs_total.entry((table.to_string(), result)).or_insert(0) += 1);
-    }
-
-    pub fn runs(&self, table: &str, result: &'static str) -> u64 {
-        self.with(|s| {
-            s.runs_total
-                .get(&(table.to_string(), result))
-                .copied()
-                .unwrap_or(0)
-        })
+        self.with_live(|| {
+            metrics::counter!("partwarden_maintenance_runs_total", "table" => table.to_string(), "result" => result)
+                .increment(1);
+        });
     }
 
     pub fn set_last_success(&self, table: &str, at: DateTime<Utc>) {
         let secs = at.timestamp_millis() as f64 / 1000.0;
-        self.with(|s| {
-            let e = s.last_success.entry(table.to_string()).or_insert(secs);
+        let latest = {
+            let mut map = self.last_success.lock().unwrap_or_else(|p| p.into_inner());
+            let e = map.entry(table.to_string()).or_insert(secs);
             *e = e.max(secs);
+            *e
+        };
+        self.with_live(|| {
+            metrics::gauge!("partwarden_maintenance_last_success_timestamp_seconds", "table" => table.to_string())
+                .set(latest);
         });
     }
 
     pub fn observe_run_duration(&self, seconds: f64) {
-        self.with(|s| s.maintenance_duration.observe(seconds));
+        self.with_live(|| metrics::histogram!(RUN_DURATION).record(seconds));
     }
 
     pub fn observe_probe(&self, table: &str, seconds: f64) {
-        self.with(|s| {
-            s.probe
-                .entry(table.to_string())
-                .or_insert_with(|| Histogram::new(PROBE_BUCKETS))
-                .observe(seconds)
+        self.with_live(|| {
+            metrics::histogram!(PROBE_DURATION, "table" => table.to_string()).record(seconds)
         });
     }
 
     pub fn set_database_up(&self, up: bool) {
-        self.with(|s| s.database_up = up);
+        self.with_live(|| metrics::gauge!("partwarden_database_up").set(f64::from(u8::from(up))));
     }
 
     pub fn set_leader(&self, leader: bool) {
-        self.with(|s| s.leader = leader);
+        self.with_live(|| metrics::gauge!("partwarden_leader").set(f64::from(u8::from(leader))));
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// Renders the catalog snapshot now (the statistics refresh calls this, so a scrape
+    /// never pays for it).
+    pub fn publish(&self) {
+        self.catalog(|c| {
+            if c.rendered.is_none() {
+                c.rendered = Some(render_catalog(&c.gauges));
+            }
+        });
+    }
+
+    /// The Prometheus text exposition (format 0.0.4): the catalog snapshot, then the live
+    /// metrics.
     pub fn render(&self) -> String {
-        self.with(|s| render_state(&self.version, s))
+        let mut out = self.catalog(|c| {
+            c.rendered
+                .get_or_insert_with(|| render_catalog(&c.gauges))
+                .clone()
+        });
+        self.live_handle.run_upkeep();
+        out.push_str(&self.live_handle.render());
+        out
     }
 }
 
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn render_state(version: &str, s: &State) -> String {
-    let mut out = String::with_capacity(4096);
-    type Get = fn(&TableGauges) -> f64;
-    let per_table: [(&str, &str, Get); 10] = [
-        (
-            "partwarden_partitions",
-            "Range partitions of the table (the default partition is not counted).",
-            |g| g.partitions as f64,
-        ),
-        (
-            "partwarden_future_partitions",
-            "Partitions whose lower bound is after now.",
-            |g| g.future_partitions as f64,
-        ),
-        (
-            "partwarden_future_coverage_seconds",
-            "How far ahead of now inserts land in contiguous partitions (0: now has no partition).",
-            |g| g.future_coverage_seconds as f64,
-        ),
-        (
-            "partwarden_interval_seconds",
-            "Nominal length of one partition interval (month = 28 days), for coverage alerts.",
-            |g| g.interval_seconds as f64,
-        ),
-        (
-            "partwarden_default_partition_rows",
-            "Estimated rows in the default partition (rows no partition covers).",
-            |g| g.default_partition_rows as f64,
-        ),
-        (
-            "partwarden_indexes_missing",
-            "Parent indexes missing on partitions.",
-            |g| g.indexes_missing as f64,
-        ),
-        (
-            "partwarden_indexes_invalid",
-            "Partition indexes left INVALID (failed or cancelled concurrent builds).",
-            |g| g.indexes_invalid as f64,
-        ),
-        (
-            "partwarden_partitions_rls_drift",
-            "Partitions, and tables retention detached or archived, whose row-level security differs from the parent's.",
-            |g| g.rls_drift as f64,
-        ),
-        (
-            "partwarden_vector_indexes_missing",
-            "Partitions with enough rows for a vector index but no valid one.",
-            |g| g.vector_indexes_missing as f64,
-        ),
-        (
-            "partwarden_vector_indexes_invalid",
-            "INVALID vector indexes on partitions.",
-            |g| g.vector_indexes_invalid as f64,
-        ),
-    ];
-    for (name, help, get) in per_table {
-        family(&mut out, name, "gauge", help);
-        for (table, g) in &s.tables {
-            let _ = writeln!(out, "{name}{{table=\"{}\"}} {}", esc(table), get(g));
+/// A fresh recorder holding exactly the gauges of `tables`, rendered.
+fn render_catalog(tables: &BTreeMap<String, TableGauges>) -> String {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        for (name, help, _) in PER_TABLE {
+            metrics::describe_gauge!(name, help);
         }
-    }
-    type PerPartition = fn(&TableGauges) -> Vec<(&str, f64)>;
-    let per_partition: [(&str, &str, PerPartition); 3] = [
-        (
-            "partwarden_partition_size_bytes",
-            "Total size of a partition with its indexes and TOAST (pg_total_relation_size).",
-            |g| {
-                g.per_partition
-                    .iter()
-                    .map(|(p, bytes, _)| (p.as_str(), *bytes as f64))
-                    .collect()
-            },
-        ),
-        (
-            "partwarden_partition_rows",
-            "Estimated rows of a partition (pg_class.reltuples; 0 until first analyzed).",
-            |g| {
-                g.per_partition
-                    .iter()
-                    .map(|(p, _, rows)| (p.as_str(), *rows as f64))
-                    .collect()
-            },
-        ),
-        (
-            "partwarden_vector_index_size_bytes",
-            "Size of a partition's valid vector index.",
-            |g| {
-                g.vector_index_bytes
-                    .iter()
-                    .map(|(p, bytes)| (p.as_str(), *bytes as f64))
-                    .collect()
-            },
-        ),
-    ];
-    for (name, help, get) in per_partition {
-        family(&mut out, name, "gauge", help);
-        for (table, g) in &s.tables {
-            for (p, v) in get(g) {
-                let _ = writeln!(
-                    out,
-                    "{name}{{table=\"{}\",partition=\"{}\"}} {v}",
-                    esc(table),
-                    esc(p)
-                );
+        for (name, help) in [PARTITION_SIZE, PARTITION_ROWS, VECTOR_SIZE] {
+            metrics::describe_gauge!(name, help);
+        }
+        for (table, g) in tables {
+            for (name, _, get) in PER_TABLE {
+                metrics::gauge!(name, "table" => table.clone()).set(get(g));
+            }
+            for (p, bytes, rows) in &g.per_partition {
+                let labels = [("table", table.clone()), ("partition", p.clone())];
+                metrics::gauge!(PARTITION_SIZE.0, &labels).set(*bytes as f64);
+                metrics::gauge!(PARTITION_ROWS.0, &labels).set(*rows as f64);
+            }
+            for (p, bytes) in &g.vector_index_bytes {
+                let labels = [("table", table.clone()), ("partition", p.clone())];
+                metrics::gauge!(VECTOR_SIZE.0, &labels).set(*bytes as f64);
             }
         }
-    }
-    family(&mut out, "partwarden_maintenance_last_success_timestamp_seconds", "gauge", "When maintenance last succeeded for the table (Unix time; kept in the database across restarts).");
-    for (table, ts) in &s.last_success {
-        let _ = writeln!(
-            out,
-            "partwarden_maintenance_last_success_timestamp_seconds{{table=\"{}\"}} {ts}",
-            esc(table)
-        );
-    }
-    family(
-        &mut out,
-        "partwarden_maintenance_runs_total",
-        "counter",
-        "Maintenance runs per table by result (success, failure, skipped).",
-    );
-    for ((table, result), n) in &s.runs_total {
-        let _ = writeln!(
-            out,
-            "partwarden_maintenance_runs_total{{table=\"{}\",result=\"{result}\"}} {n}",
-            esc(table)
-        );
-    }
-    family(
-        &mut out,
-        "partwarden_maintenance_duration_seconds",
-        "histogram",
-        "Duration of whole maintenance runs.",
-    );
-    s.maintenance_duration
-        .render(&mut out, "partwarden_maintenance_duration_seconds", "");
-    family(
-        &mut out,
-        "partwarden_probe_query_duration_seconds",
-        "histogram",
-        "Latency of the configured date-range probe query.",
-    );
-    for (table, h) in &s.probe {
-        h.render(
-            &mut out,
-            "partwarden_probe_query_duration_seconds",
-            &format!("table=\"{}\"", esc(table)),
-        );
-    }
-    family(
-        &mut out,
-        "partwarden_database_up",
-        "gauge",
-        "1 when the last attempt to reach the database succeeded.",
-    );
-    let _ = writeln!(out, "partwarden_database_up {}", u8::from(s.database_up));
-    family(
-        &mut out,
-        "partwarden_leader",
-        "gauge",
-        "1 when this replica holds the maintenance advisory lock.",
-    );
-    let _ = writeln!(out, "partwarden_leader {}", u8::from(s.leader));
-    family(
-        &mut out,
-        "partwarden_build_info",
-        "gauge",
-        "Always 1; the version is in the label.",
-    );
-    let _ = writeln!(
-        out,
-        "partwarden_build_info{{version=\"{}\"}} 1",
-        esc(version)
-    );
-    out
+    });
+    handle.render()
 }
 
 #[cfg(test)]
@@ -466,10 +416,16 @@ mod tests {
             "partwarden_partition_size_bytes{table=\"public.t\",partition=\"p_2026_01\"} 10"
         ));
         g.per_partition.remove(0);
-        m.set_table("public.t", g);
+        m.set_table("public.t", g.clone());
         let out = m.render();
         assert!(!out.contains("p_2026_01"), "{out}");
-        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        g.per_partition = vec![("a\"b\\c\nd".into(), 1, 1)];
+        m.set_table("public.t", g);
+        assert!(
+            m.render().contains("partition=\"a\\\"b\\\\c\\nd\""),
+            "{}",
+            m.render()
+        );
     }
 
     /// A retired table (detached or archived by retention) with RLS drift counts in
@@ -528,26 +484,67 @@ mod tests {
 
     #[test]
     fn histograms_are_cumulative() {
-        let mut h = Histogram::new(&[1.0, 2.0]);
-        h.observe(0.5);
-        h.observe(1.5);
-        h.observe(3.0);
-        let mut out = String::new();
-        h.render(&mut out, "x", "table=\"t\"");
-        assert!(out.contains("x_bucket{table=\"t\",le=\"1\"} 1"), "{out}");
-        assert!(out.contains("x_bucket{table=\"t\",le=\"2\"} 2"), "{out}");
-        assert!(out.contains("x_bucket{table=\"t\",le=\"+Inf\"} 3"), "{out}");
-        assert!(out.contains("x_count{table=\"t\"} 3"), "{out}");
+        let m = Metrics::new("0.0.0-test");
+        for v in [0.004, 0.3, 3.0] {
+            m.observe_probe("t", v);
+        }
+        let out = m.render();
+        assert!(
+            out.contains(
+                "partwarden_probe_query_duration_seconds_bucket{table=\"t\",le=\"0.005\"} 1"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "partwarden_probe_query_duration_seconds_bucket{table=\"t\",le=\"0.5\"} 2"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "partwarden_probe_query_duration_seconds_bucket{table=\"t\",le=\"+Inf\"} 3"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("partwarden_probe_query_duration_seconds_count{table=\"t\"} 3"),
+            "{out}"
+        );
     }
 
     #[test]
     fn every_family_has_help_and_type() {
         let m = Metrics::default();
         m.register_table("public.t");
+        m.set_table(
+            "public.t",
+            TableGauges {
+                per_partition: vec![("p".into(), 1, 1)],
+                vector_index_bytes: vec![("p".into(), 1)],
+                ..Default::default()
+            },
+        );
+        m.set_last_success("public.t", Utc::now());
+        m.observe_run_duration(1.0);
+        m.observe_probe("public.t", 0.1);
         let out = m.render();
         let helps = out.lines().filter(|l| l.starts_with("# HELP ")).count();
         let types = out.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(helps, types);
         assert!(helps >= 20, "{out}");
+        // FAMILIES is exactly what a full rendering has.
+        let mut rendered: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        rendered.sort();
+        let listed: Vec<(String, String)> = FAMILIES
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        assert_eq!(rendered, listed);
     }
 }
