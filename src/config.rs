@@ -41,7 +41,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use crate::calendar::{Interval, RetentionPeriod};
 use crate::ident::{self, Ident, MAX_IDENT_LEN};
@@ -419,62 +421,81 @@ impl FromStr for ListsSetting {
 // Database URL
 // ---------------------------------------------------------------------------------------
 
-/// A `postgres://` or `postgresql://` URL. `Debug` and `Display` redact the password
-/// (`postgres://user:***@host/db`, also `?password=***`); [`DatabaseUrl::expose`] gives
-/// the real string, for the connection only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
+/// A `postgres://` or `postgresql://` URL, parsed by the `url` crate (the parser sqlx
+/// connects with) and held in a [`SecretString`]. `Debug` and `Display` redact the
+/// password (`postgres://user:***@host/db`, also `?password=***`);
+/// [`DatabaseUrl::expose`] gives the real string, for the connection only.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    secret: SecretString,
+    redacted: String,
+}
+
+impl PartialEq for DatabaseUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.secret.expose_secret() == other.secret.expose_secret()
+    }
+}
+
+impl Eq for DatabaseUrl {}
 
 impl DatabaseUrl {
-    /// Check the scheme and wrap. The error never contains the password.
+    /// Check the scheme and the syntax, and wrap. The error never contains the password.
     pub fn new(url: impl Into<String>) -> Result<DatabaseUrl, String> {
-        let url = url.into();
-        let lower = url.to_ascii_lowercase();
+        let secret = SecretString::from(url.into());
+        let text = secret.expose_secret();
+        let lower = text.to_ascii_lowercase();
         if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
-            let shown = match url.find("://") {
-                Some(i) => format!("{:?}", format!("{}://…", &url[..i])),
+            let shown = match text.find("://") {
+                Some(i) => format!("{:?}", format!("{}://…", &text[..i])),
                 None => "a value that is not a URL (not shown)".to_owned(),
             };
             return Err(format!(
                 "must be a postgres:// or postgresql:// URL (got {shown})"
             ));
         }
-        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
                 "must not contain whitespace or control characters (got {})",
-                redact_url(&url)
+                redact_url(text)
             ));
         }
-        Ok(DatabaseUrl(url))
+        let parsed = Url::parse(text).map_err(|e| {
+            format!(
+                "is not a valid URL: {e} (got {}; a password with '/', '@', ':' or '#' \
+                 must be percent-encoded)",
+                redact_url(text)
+            )
+        })?;
+        let redacted = redact_parsed(&parsed);
+        Ok(DatabaseUrl { secret, redacted })
     }
 
     /// The real URL, password included. Only for handing to the database driver.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.secret.expose_secret()
     }
 
     /// The URL with its password replaced by `***`.
     pub fn redacted(&self) -> String {
-        redact_url(&self.0)
+        self.redacted.clone()
     }
 
     /// Does the URL carry a password (in the user info or as a `password` parameter)?
     pub fn has_password(&self) -> bool {
-        self.redacted() != self.0
+        self.redacted != self.expose()
     }
 }
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl")
-            .field(&self.redacted())
-            .finish()
+        f.debug_tuple("DatabaseUrl").field(&self.redacted).finish()
     }
 }
 
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
+        f.write_str(&self.redacted)
     }
 }
 
@@ -485,60 +506,43 @@ impl FromStr for DatabaseUrl {
     }
 }
 
-/// Redact the password of one URL: the user-info password and any query parameter whose
-/// name contains `password`. Errs on the side of hiding too much when the URL is odd.
-fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let (head, rest) = url.split_at(scheme_end + 3);
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    // The user info ends at the last '@' of the authority; if the authority has none but
-    // the rest has, the password may hold an unescaped '/', so hide up to that '@'.
-    let at = rest[..auth_end].rfind('@').or_else(|| rest.rfind('@'));
-    let mut out = String::with_capacity(url.len());
-    out.push_str(head);
-    let after_userinfo = match at {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push('@');
-            &rest[at + 1..]
-        }
-        None => rest,
-    };
-    match after_userinfo.split_once('?') {
-        None => out.push_str(after_userinfo),
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let (query, fragment) = match query.split_once('#') {
-                Some((q, f)) => (q, Some(f)),
-                None => (query, None),
-            };
-            let params: Vec<String> = query
-                .split('&')
-                .map(|p| match p.split_once('=') {
-                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
-                        format!("{k}=***")
-                    }
-                    _ => p.to_owned(),
-                })
-                .collect();
-            out.push_str(&params.join("&"));
-            if let Some(f) = fragment {
-                out.push('#');
-                out.push_str(f);
-            }
-        }
+/// A parsed URL with the user-info password and every query parameter whose name contains
+/// `password` (`password`, `sslpassword`) replaced by `***`; the rest as written.
+fn redact_parsed(url: &Url) -> String {
+    let mut shown = url.clone();
+    if url.password().is_some() {
+        // Cannot fail: a URL with a password has a host.
+        let _ = shown.set_password(Some("***"));
     }
-    out
+    if let Some(query) = url.query() {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| {
+                let key = url::form_urlencoded::parse(param.as_bytes())
+                    .next()
+                    .map(|(k, _)| k.to_ascii_lowercase())
+                    .unwrap_or_default();
+                match param.split_once('=') {
+                    Some((k, _)) if key.contains("password") => format!("{k}=***"),
+                    _ => param.to_owned(),
+                }
+            })
+            .collect();
+        shown.set_query(Some(&params.join("&")));
+    }
+    shown.to_string()
+}
+
+/// Redact one URL-looking token: redacted as a URL when it parses as one, otherwise
+/// everything after the scheme is hidden (an odd URL may hold its password anywhere).
+fn redact_url(token: &str) -> String {
+    match Url::parse(token) {
+        Ok(url) => redact_parsed(&url),
+        Err(_) => match token.find("://") {
+            Some(i) => format!("{}://***", &token[..i]),
+            None => token.to_owned(),
+        },
+    }
 }
 
 /// Redact every URL-looking token (anything around a `://`) in free text, such as a
@@ -1171,24 +1175,10 @@ fn env_note(path: &str, env_keys: &BTreeMap<String, String>) -> String {
 fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
-        .map(|a| (edit_distance(key, a), *a))
+        .map(|a| (strsim::levenshtein(key, a), *a))
         .filter(|(d, a)| *d <= 1.max(a.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The config crate writes array paths as `tables[0]premake`; restore the dot.
@@ -2784,7 +2774,6 @@ mod tests {
             ("postgresql://u@h/db", "postgresql://u@h/db"),
             ("postgres://h:5432/db", "postgres://h:5432/db"),
             ("postgres://u:p%40ss@h/db", "postgres://u:***@h/db"),
-            ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
             ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
             (
                 "postgres://u@h/db?password=p&sslmode=require",
@@ -2804,6 +2793,16 @@ mod tests {
             redact_urls("bad line: url = \"postgres://u:p@h/db\" here"),
             "bad line: url = \"postgres://u:***@h/db\" here"
         );
+        // Not a URL sqlx could connect with either ("pa" would be the port): refused when
+        // the configuration is loaded, the password not shown; in free text, hidden whole.
+        let err = DatabaseUrl::new("postgres://u:pa/ss@h/db").unwrap_err();
+        assert!(err.contains("not a valid URL") && err.contains("percent-encoded"), "{err}");
+        assert!(!err.contains("pa/ss") && !err.contains("ss@h"), "{err}");
+        assert_eq!(redact_urls("x 'postgres://u:pa/ss@h/db' y"), "x 'postgres://***' y");
+        let err = Config::from_sources(Some("[database]\nurl = \"postgres://u:pa/ss@h/db\"\n"), &[])
+            .unwrap_err();
+        assert_eq!(err.key(), Some("database.url"));
+        assert!(!err.to_string().contains("pa/ss"), "{err}");
     }
 
     #[test]

@@ -6,24 +6,16 @@
 //! [`plan`]ner, whose [`plan::Plan`] of actions the [`apply`] executor runs online.
 //! [`PartitionManager`] is the API the CLI and the daemon are thin layers over.
 pub mod apply;
+mod backoff;
 pub mod calendar;
 pub mod catalog;
 pub mod config;
 pub mod daemon;
-pub mod db;
+pub mod engine;
 pub mod error;
 pub mod fault;
-pub mod http;
 pub mod ident;
-pub mod journal;
-pub mod locks;
-pub mod manager;
-pub mod metrics;
-pub mod migrate;
 pub mod plan;
-pub mod rls;
-pub mod state;
-pub mod status;
-pub mod vector;
+pub mod telemetry;
 
-pub use manager::{MaintenanceReport, PartitionManager, RunOptions, RunReport};
+pub use engine::{MaintenanceReport, PartitionManager, RunOptions, RunReport};

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use partwarden::config::{Config, LogFormat};
 use partwarden::error::Error;
-use partwarden::manager::{run_maintenance, MaintenanceLock, RunOptions, MAINTENANCE_LOCK_KEY};
+use partwarden::engine::manager::{run_maintenance, MaintenanceLock, RunOptions, MAINTENANCE_LOCK_KEY};
 
 mod cli;
 
@@ -206,7 +206,7 @@ fn check_config_against_database(config: &Config) -> anyhow::Result<ExitCode> {
         let mut conn = pool.acquire().await.map_err(Error::from).context(
             "cannot check the tables against the database (use --offline to check the file only)",
         )?;
-        let problems = partwarden::manager::check_tables(&mut conn, config).await?;
+        let problems = partwarden::engine::manager::check_tables(&mut conn, config).await?;
         anyhow::Ok(problems)
     })?;
     for p in &problems {
@@ -241,9 +241,9 @@ fn init_logging(config: &Config) {
 
 fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     let url = config.database_url().map_err(Error::from)?;
-    Ok(partwarden::db::pool(
+    Ok(partwarden::engine::db::pool(
         url.expose(),
-        &partwarden::db::SessionSettings::from(&config.database),
+        &partwarden::engine::db::SessionSettings::from(&config.database),
     )
     .map_err(Error::from)?)
 }
@@ -273,7 +273,7 @@ async fn maintain(
 }
 
 async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
-    use partwarden::{catalog, plan, status};
+    use partwarden::{catalog, plan, plan::health};
     let pool = pool(config)?;
     let mut conn = pool.acquire().await.map_err(Error::from)?;
     let mut ok = true;
@@ -282,12 +282,12 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
     for table in &config.tables {
         match catalog::read_table(&mut conn, table).await {
             Ok(snap) => {
-                let stats = status::all_stats(&snap);
-                let coverage = status::coverage(&snap, now);
+                let stats = health::all_stats(&snap);
+                let coverage = health::coverage(&snap, now);
                 let plan = plan::plan_table(table, &snap, now);
-                let (missing, invalid) = status::index_health(&snap);
-                let vector = partwarden::vector::health(table, &snap);
-                let builds: Vec<_> = partwarden::vector::progress(&mut conn)
+                let (missing, invalid) = health::index_health(&snap);
+                let vector = partwarden::plan::vector::health(table, &snap);
+                let builds: Vec<_> = partwarden::catalog::vector::progress(&mut conn)
                     .await
                     .unwrap_or_default()
                     .into_iter()
@@ -386,7 +386,7 @@ async fn status(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Resu
 
 async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
     let pool = pool(config)?;
-    let applied = partwarden::migrate::run(&pool).await?;
+    let applied = partwarden::engine::migrate::run(&pool).await?;
     if applied.is_empty() {
         println!("migrations: up to date");
     } else {

@@ -341,7 +341,7 @@ async fn last_success_survives_a_restart() {
     let pool = db.owner_pool().await;
     let mut holder = pool.acquire().await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(partwarden::manager::MAINTENANCE_LOCK_KEY)
+        .bind(partwarden::engine::manager::MAINTENANCE_LOCK_KEY)
         .execute(&mut *holder)
         .await
         .unwrap();
@@ -637,4 +637,66 @@ async fn a_panicking_run_is_a_counted_failure_and_the_daemon_goes_on() {
         Duration::from_secs(10),
         |v| v == 3.0,
     );
+}
+
+/// Issue 11: the HTTP server keeps connections alive, and 2,000 idle connections (never
+/// sending a byte) do not keep `/healthz` from answering (the hand-written server timed
+/// out with about 50 under `ulimit -n 64`).
+#[tokio::test]
+async fn healthz_answers_beside_two_thousand_idle_connections_and_keeps_alive() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let d = Daemon::start(
+        &[(
+            "DATABASE_URL",
+            "postgres://partwarden@127.0.0.1:1/none".to_string(),
+        )],
+        None,
+    );
+    wait_for(Duration::from_secs(20), "the daemon listens", || {
+        d.get("/healthz").filter(|(c, _)| *c == 200)
+    });
+    let idle: Vec<std::net::TcpStream> = (0..2000)
+        .map(|i| {
+            std::net::TcpStream::connect(("127.0.0.1", d.port))
+                .unwrap_or_else(|e| panic!("idle connection {i}: {e}"))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let (code, body) = d.get("/healthz").expect("/healthz answers");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "/healthz took {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+
+    // Two requests on one connection (keep-alive).
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    for path in ["/healthz", "/readyz"] {
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let want = if path == "/healthz" {
+            "HTTP/1.1 200"
+        } else {
+            "HTTP/1.1 503"
+        };
+        assert!(status.starts_with(want), "{path}: {status}");
+    }
 }

@@ -13,7 +13,7 @@ fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 
 async fn manager(db: &TestDb) -> PartitionManager {
     let config = Config::from_sources(None, &[("DATABASE_URL".into(), db.owner_url())]).unwrap();
-    let pool = partwarden::db::pool(
+    let pool = partwarden::engine::db::pool(
         config.database_url().unwrap().expose(),
         &(&config.database).into(),
     )

@@ -121,7 +121,7 @@ async fn migrate_twice_through_the_binary() {
     let db = TestDb::empty("migrate_binary").await;
     let (code, out) = partwarden(&db, &["migrate"]);
     assert_eq!(code, 0, "{out}");
-    let versions: Vec<i64> = partwarden::migrate::MIGRATOR
+    let versions: Vec<i64> = partwarden::engine::migrate::MIGRATOR
         .iter()
         .map(|m| m.version)
         .collect();
@@ -146,7 +146,7 @@ async fn migrate_twice_through_psql_then_the_binary() {
     files.sort();
     assert_eq!(
         files.len(),
-        partwarden::migrate::MIGRATOR.iter().count(),
+        partwarden::engine::migrate::MIGRATOR.iter().count(),
         "{files:?}"
     );
     for round in 0..2 {

@@ -23,7 +23,7 @@ use partwarden::calendar::{
 use partwarden::catalog::{parse_range_bound, parse_timestamptz, Partition, TableSnapshot};
 use partwarden::config::{Config, RetentionMode, TableConfig};
 use partwarden::plan::{plan_table, Action, Plan};
-use partwarden::status::coverage;
+use partwarden::plan::health::coverage;
 
 // ---------------------------------------------------------------------------------------
 // Helpers

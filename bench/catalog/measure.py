@@ -2,7 +2,7 @@
 """Measurements for bench/catalog/run.sh (stdlib only). Each subcommand prints
 key=value lines (run.sh appends them to its results file) or SQL.
 
-  catalog-sql                 partwarden's catalog query, taken from src/catalog.rs (the
+  catalog-sql                 partwarden's catalog query, taken from src/catalog/read.rs (the
                               text the binary sends), for PREPARE in psql
   breakdown-sql REPEAT        a psql script that times the catalog query with one part left
                               out at a time (where the time goes)
@@ -43,12 +43,12 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # --- the catalog query -----------------------------------------------------------------
 
 def catalog_sql():
-    """snapshot_sql() of src/catalog.rs with POLICIES_JSON substituted, as format! builds it."""
-    src = open(os.path.join(ROOT, "src", "catalog.rs")).read()
+    """snapshot_sql() of src/catalog/read.rs with POLICIES_JSON substituted, as format! builds it."""
+    src = open(os.path.join(ROOT, "src", "catalog", "read.rs")).read()
     pol = re.search(r'const POLICIES_JSON: &str = r#"(.*?)"#;', src, re.S)
     body = re.search(r'fn snapshot_sql\(\) -> String \{\s*format!\(\s*r#"(.*?)"#\s*\)', src, re.S)
     if not pol or not body:
-        sys.exit("measure.py: snapshot_sql()/POLICIES_JSON not found in src/catalog.rs")
+        sys.exit("measure.py: snapshot_sql()/POLICIES_JSON not found in src/catalog/read.rs")
     sql = body.group(1).replace("{POLICIES_JSON}", pol.group(1))
     return sql.replace("{{", "{").replace("}}", "}")
 
@@ -112,7 +112,7 @@ def breakdown_sql(repeat):
     try:
         variants = breakdown_variants(sql)
     except ValueError as e:
-        print(f"\\echo 'breakdown skipped: src/catalog.rs no longer has {e}'")
+        print(f"\\echo 'breakdown skipped: src/catalog/read.rs no longer has {e}'")
         return
     for n, (label, q) in enumerate(variants):
         print(f"PREPARE v{n}(text, text) AS {q};")

@@ -85,7 +85,7 @@ for s in range(1, stages + 1):
     total = int(get(p + "rows", "0"))
     row(f"**Statistics of {parts:,} partitions, {total / 1e6:.1f} M rows** "
         f"({get(p + 'per_part')} per partition, {int(get(p + 'table_bytes', '0')) / 2**30:.2f} GiB)", "", "", "")
-    same = "same text as src/catalog.rs" if get(p + "status_same_sql") == "1" else "text differs from src/catalog.rs!"
+    same = "same text as src/catalog/read.rs" if get(p + "status_same_sql") == "1" else "text differs from src/catalog/read.rs!"
     row("partwarden catalog snapshot: statements per table",
         f"1 ({same}); returns {int(get(p + 'catalog_json_bytes', '0')) / 2**20:.1f} MiB of JSON",
         "one catalog query", "yes")

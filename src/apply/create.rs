@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::{create_like_sql, db_message, exec, rls, Step, StepError};
 use crate::calendar::{sql_literal, PartitionBounds};
-use crate::locks::{self, LockMode, LockRequest};
+use crate::apply::locks::{self, LockMode, LockRequest};
 
 pub(super) async fn default_partition(
     conn: &mut PgConnection,

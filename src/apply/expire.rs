@@ -16,8 +16,8 @@ use crate::calendar::PartitionBounds;
 use crate::catalog::Journaled;
 use crate::config::RetentionMode;
 use crate::ident::quote_ident;
-use crate::journal;
-use crate::locks::{self, LockMode, LockRequest};
+use crate::apply::journal;
+use crate::apply::locks::{self, LockMode, LockRequest};
 
 pub(super) async fn expire(
     conn: &mut PgConnection,

@@ -5,7 +5,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::{exec, Step, StepError};
 use crate::ident::quote_ident;
-use crate::locks::{self, LockRequest};
+use crate::apply::locks::{self, LockRequest};
 
 pub(super) async fn build(
     conn: &mut PgConnection,
@@ -85,6 +85,6 @@ pub(super) async fn drop(
         ),
     )
     .await?;
-    crate::journal::remove(conn, &step.label(), "vector_build", index).await?;
+    crate::apply::journal::remove(conn, &step.label(), "vector_build", index).await?;
     Ok("dropped concurrently".into())
 }

@@ -22,7 +22,6 @@
 //!   journal entries.
 //! * Indexes (`index.rs`) and vector indexes (`vector.rs`): built `CONCURRENTLY`.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -32,10 +31,12 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::catalog::{Journaled, TableSnapshot};
 use crate::config::TableConfig;
 use crate::ident::{quote_ident, Ident};
-use crate::locks::LockError;
+use locks::LockError;
 use crate::plan::{Action, Plan, PlannedAction};
 
 mod create;
+pub(crate) mod journal;
+pub(crate) mod locks;
 mod expire;
 mod index;
 mod rls;
@@ -61,17 +62,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Delay before attempt `n + 1`: base · 2^(n-1), ±50 % jitter, at most 30 s.
+    /// Wait before attempt `n + 1`: in `[b·2^(n-1), 2·b·2^(n-1))`, b = `backoff`, at
+    /// most 30 s.
     fn delay(&self, n: u32) -> Duration {
-        let base = self
-            .backoff
-            .saturating_mul(1 << (n.saturating_sub(1)).min(10))
-            .min(Duration::from_secs(30));
-        let jitter = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish()
-            % 1000;
-        base.mul_f64(0.5 + jitter as f64 / 1000.0)
+        crate::backoff::nth_delay(self.backoff, Duration::from_secs(15), n)
     }
 }
 
@@ -173,7 +167,7 @@ pub async fn apply_plan(
     let (retry, stop) = (ctx.retry, ctx.stop);
     let mut outcomes = Vec::with_capacity(plan.actions.len());
     if !plan.actions.is_empty() {
-        if let Err(e) = crate::journal::ensure_table(conn).await {
+        if let Err(e) = crate::apply::journal::ensure_table(conn).await {
             warn!("partwarden_journal: {}", db_message(&e));
         }
     }
@@ -375,7 +369,7 @@ async fn run_once(
             vector::adopt(conn, step, index, comment).await
         }
         Action::ForgetJournalEntry { entry, object, .. } => {
-            crate::journal::remove(conn, &step.label(), entry, object).await?;
+            crate::apply::journal::remove(conn, &step.label(), entry, object).await?;
             Ok("removed from partwarden_journal".into())
         }
     }

@@ -1,14 +1,15 @@
 //! Gives a relation the parent's row-level security: enabled, forced, exactly its
 //! policies. The relation's state is read under the lock the changes need, and compared
-//! with the same rules the planner used (`crate::rls`).
+//! with the same rules the planner used (`crate::plan::rls`).
 
 use sqlx::{Connection, PgConnection};
 
 use super::{exec, Step, StepError};
 use crate::catalog::{read_rls, Policy};
 use crate::ident::quote_ident;
-use crate::locks::{self, LockMode, LockRequest};
-use crate::rls::{changes, RlsChange, RlsState};
+use crate::apply::locks::{self, LockMode, LockRequest};
+use crate::catalog::RlsState;
+use crate::plan::rls::{changes, RlsChange};
 
 /// In its own transaction, under ACCESS EXCLUSIVE on `rel` taken politely (ALTER TABLE …
 /// ROW LEVEL SECURITY and CREATE/DROP POLICY need it).

@@ -15,7 +15,7 @@ use super::{exec, Step, StepError};
 use crate::catalog::Journaled;
 use crate::config::VectorMethod;
 use crate::ident::quote_ident;
-use crate::journal;
+use crate::apply::journal;
 use crate::plan::Action;
 
 pub(super) async fn build(
@@ -42,13 +42,13 @@ pub(super) async fn build(
         .vector_index
         .as_ref()
         .ok_or_else(|| StepError::Fatal("the table has no vector_index policy".into()))?;
-    let dims = crate::vector::validate_policy(conn, step.table)
+    let dims = crate::catalog::vector::validate_policy(conn, step.table)
         .await
         .map_err(|e| StepError::Fatal(e.to_string()))?
         .unwrap_or(0);
     let rel = n.rel(partition);
     let idx = n.rel(index);
-    let record = crate::vector::BuildRecord {
+    let record = crate::plan::vector::BuildRecord {
         method: *method,
         lists: *lists,
         rows: *rows,
@@ -71,7 +71,7 @@ pub(super) async fn build(
             policy.m, policy.ef_construction
         ),
     };
-    let mwm = crate::vector::maintenance_work_mem_kb(policy, *rows, *lists, dims);
+    let mwm = crate::plan::vector::maintenance_work_mem_kb(policy, *rows, *lists, dims);
     let journaled = Journaled::VectorBuild {
         partition: partition.clone(),
         index: index.clone(),

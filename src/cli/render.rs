@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use partwarden::apply::Status;
 use partwarden::calendar::sql_literal;
-use partwarden::manager::RunReport;
-use partwarden::status::{Coverage, PartitionStats};
+use partwarden::engine::manager::RunReport;
+use partwarden::plan::health::{Coverage, PartitionStats};
 
 pub fn run_report(report: &RunReport) -> String {
     let mut out = String::new();

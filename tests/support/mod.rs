@@ -203,7 +203,7 @@ async fn ensure_template() {
                 .connect(&url_for(OWNER_ROLE, &building))
                 .await
                 .unwrap();
-            partwarden::migrate::run(&owner)
+            partwarden::engine::migrate::run(&owner)
                 .await
                 .expect("migrations apply to the template");
             owner.close().await;

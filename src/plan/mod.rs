@@ -22,6 +22,10 @@
 //!    rebuilt when its partition has grown by `rebuild_growth_factor`, and once when the
 //!    partition's interval has ended (see `vector.rs`).
 
+pub mod health;
+pub(crate) mod rls;
+pub mod vector;
+
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +34,6 @@ use serde::Serialize;
 use crate::calendar::{self, sql_literal, PartitionBounds};
 use crate::catalog::{Journaled, Partition, TableSnapshot};
 use crate::config::{RetentionMode, TableConfig};
-use crate::rls;
 
 /// One thing to do to one table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -483,7 +486,7 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
     // 7. Vector indexes per partition.
     if let Some(policy) = &table.vector_index {
         let journaled = journaled_builds(snapshot);
-        crate::vector::plan(
+        crate::plan::vector::plan(
             policy,
             &staying,
             &journaled,

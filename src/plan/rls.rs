@@ -3,17 +3,8 @@
 //! planner explains drift with [`drift`], the executor applies [`changes`] to the state it
 //! reads under lock; both compare policies the same way (every field, name included).
 
-use serde::{Deserialize, Serialize};
 
-use crate::catalog::Policy;
-
-/// What a relation has of row-level security.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RlsState {
-    pub enabled: bool,
-    pub forced: bool,
-    pub policies: Vec<Policy>,
-}
+use crate::catalog::{Policy, RlsState};
 
 /// One statement that brings a relation's RLS towards its parent's.
 #[derive(Debug, Clone, PartialEq, Eq)]

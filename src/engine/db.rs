@@ -3,6 +3,7 @@
 //! runs under the configured lock_timeout and statement_timeout, so no DDL can wait
 //! unboundedly in the lock queue.
 
+pub use crate::apply::locks::pg_millis;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,10 +30,6 @@ impl Default for SessionSettings {
     }
 }
 
-/// Milliseconds, as PostgreSQL's GUCs take them.
-pub fn pg_millis(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
-}
 
 pub fn connect_options(url: &str, s: &SessionSettings) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(PgConnectOptions::from_str(url)?

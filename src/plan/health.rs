@@ -59,7 +59,7 @@ pub fn partition_stats(snap: &TableSnapshot, p: &Partition) -> PartitionStats {
         indexes_expected: snap.parent_indexes.len(),
         indexes_valid: valid,
         indexes_invalid: invalid,
-        rls_ok: crate::rls::changes(&snap.rls(), &p.rls()).is_empty(),
+        rls_ok: crate::plan::rls::changes(&snap.rls(), &p.rls()).is_empty(),
     }
 }
 

@@ -16,7 +16,7 @@ pub async fn ensure_table(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     if !exists {
         sqlx::Executor::execute(
             &mut *conn,
-            include_str!("../migrations/0005_partwarden_journal.sql"),
+            include_str!("../../migrations/0005_partwarden_journal.sql"),
         )
         .await?;
     }

@@ -33,10 +33,11 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::apply::StopFlag;
 use crate::catalog;
 use crate::config::Config;
-use crate::http::{self, Endpoints};
-use crate::manager::{run_maintenance, MaintenanceLock, RunOptions, TableRun};
-use crate::metrics::{Metrics, TableGauges};
-use crate::{db, state, status};
+use crate::telemetry::http::{self, Endpoints};
+use crate::engine::manager::{run_maintenance, MaintenanceLock, RunOptions, TableRun};
+use crate::telemetry::metrics::{Metrics, TableGauges};
+use crate::engine::{db, state};
+use crate::plan::health;
 
 /// How long an in-flight action gets to finish after SIGTERM before it is abandoned
 /// (its connection closed: the server rolls its transaction back).
@@ -140,6 +141,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .clone();
     let settings = db::SessionSettings::from(&config.database);
     let pool = db::pool(url.expose(), &settings).context("database URL")?;
+    // Each HTTP connection is a file descriptor: use what the hard limit allows (the soft
+    // limit is often 1024) before the first client arrives.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        warn!("cannot raise the open-files limit: {e}");
+    }
     let listen = config.http.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -336,10 +342,10 @@ async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut b
                 shared
                     .metrics
                     .set_table(&label, TableGauges::from_snapshot(table, &snap, now));
-                let coverage = status::coverage(&snap, now);
+                let coverage = health::coverage(&snap, now);
                 let json = serde_json::json!({
                     "table": label,
-                    "partitions": status::all_stats(&snap),
+                    "partitions": health::all_stats(&snap),
                     "future_partitions": coverage.future_partitions,
                     "covered_until": coverage.covered_until,
                     "estimated_rows": snap.rows_estimate(),
@@ -482,9 +488,12 @@ async fn maintenance_worker(
                     failures = 0;
                 } else {
                     failures += 1;
-                    let delay = Duration::from_secs(60)
-                        .saturating_mul(1 << failures.min(6))
-                        .min(Duration::from_secs(3600));
+                    // 1 min doubling, jittered, the wait under 1 h.
+                    let delay = crate::backoff::nth_delay(
+                        Duration::from_secs(60),
+                        Duration::from_secs(30 * 60),
+                        failures,
+                    );
                     warn!("maintenance will be retried in {}s", delay.as_secs());
                     retry_at = Some(Instant::now() + delay);
                 }

@@ -14,7 +14,7 @@ use crate::catalog::{self, TableSnapshot};
 use crate::config::{Config, TableConfig};
 use crate::error::Error;
 use crate::plan::{plan_table, Action, Plan, PlannedAction};
-use crate::status::{all_stats, PartitionStats};
+use crate::plan::health::{all_stats, PartitionStats};
 
 /// Key of the advisory lock that makes one partwarden at a time maintain a database
 /// (sqlx's migrator uses a different one, derived from the database name).
@@ -53,7 +53,7 @@ impl MaintenanceReport {
 /// use partwarden::{config::Config, PartitionManager};
 ///
 /// let config = Config::from_sources(None, &[("DATABASE_URL".into(), "postgres://partwarden@localhost/app".into())])?;
-/// let pool = partwarden::db::pool(config.database_url()?.expose(), &(&config.database).into())?;
+/// let pool = partwarden::engine::db::pool(config.database_url()?.expose(), &(&config.database).into())?;
 /// let manager = PartitionManager::new(pool, config.tables[0].clone());
 ///
 /// // Partition for May 2026 (created online, or reported as existing).
@@ -247,7 +247,7 @@ impl PartitionManager {
         async move {
             crate::fault::point("maintain_table").await;
             let snap = catalog::read_table(conn, &self.table).await?;
-            crate::vector::validate_policy(conn, &self.table).await?;
+            crate::catalog::vector::validate_policy(conn, &self.table).await?;
             let mut plan = plan_table(&self.table, &snap, now);
             if snap.in_recovery && !plan.is_empty() {
                 plan.notes.push(
@@ -440,7 +440,7 @@ pub async fn check_tables(
     let mut problems = Vec::new();
     for table in &config.tables {
         let checked = match catalog::read_table(conn, table).await {
-            Ok(_) => crate::vector::validate_policy(conn, table)
+            Ok(_) => crate::catalog::vector::validate_policy(conn, table)
                 .await
                 .map(|_| ()),
             Err(e) => Err(e),

@@ -110,7 +110,7 @@ pub async fn take(
 ) -> Result<(), LockError> {
     check_clear(conn, locks, wait).await?;
     sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-        .bind(crate::db::pg_millis(wait))
+        .bind(pg_millis(wait))
         .execute(&mut *conn)
         .await?;
     for lock in locks.iter().filter(|l| !l.index) {
@@ -217,3 +217,9 @@ async fn holders(conn: &mut PgConnection, lock: &LockRequest) -> Result<Vec<Hold
     .fetch_all(&mut *conn)
     .await
 }
+
+/// Milliseconds, as PostgreSQL's GUCs take them.
+pub fn pg_millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+

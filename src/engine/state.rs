@@ -16,7 +16,7 @@ pub async fn ensure_table(conn: &mut PgConnection) -> Result<(), Error> {
     if !exists {
         sqlx::Executor::execute(
             &mut *conn,
-            include_str!("../migrations/0003_partwarden_state.sql"),
+            include_str!("../../migrations/0003_partwarden_state.sql"),
         )
         .await?;
     }
