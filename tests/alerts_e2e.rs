@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::Executor;
 use support::daemon::{free_port, http_get, wait_for, Daemon};
 use support::{repo_path, TestDb};
 
@@ -90,8 +89,8 @@ async fn no_future_partitions_alert_fires_and_resolves_through_alertmanager() {
         |v| v >= 1.0,
     );
 
-    let dir = std::env::temp_dir().join(format!("pw-alerts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = support::cli::scratch_dir("alerts");
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(dir.join("prom-data")).unwrap();
     std::fs::create_dir_all(dir.join("am-data")).unwrap();
     let (hook_port, got) = webhook();
@@ -168,20 +167,7 @@ async fn no_future_partitions_alert_fires_and_resolves_through_alertmanager() {
 
     // The table loses its future partitions.
     let pool = db.owner_pool().await;
-    let future: Vec<String> = sqlx::query_scalar(
-        "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-          CROSS JOIN LATERAL partwarden_range_bounds(c.oid) b
-         WHERE i.inhparent = 'archon_ga4_events'::regclass AND b.range_start > now()",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(future.len(), 3);
-    for p in &future {
-        pool.execute(format!("DROP TABLE {p}").as_str())
-            .await
-            .unwrap();
-    }
+    support::drop_future_partitions(&pool).await;
     d.wait_metric(
         "partwarden_future_partitions{table=\"public.archon_ga4_events\"}",
         Duration::from_secs(10),
@@ -209,5 +195,4 @@ async fn no_future_partitions_alert_fires_and_resolves_through_alertmanager() {
         || notifications(&got, "PartwardenNoFuturePartitions", "resolved").then_some(()),
     );
     assert_eq!(d.terminate().0, Some(0));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,22 +17,7 @@ fn env_for(url: String) -> Vec<(&'static str, String)> {
 
 /// Drops the three future partitions the migration made, so a maintenance run has DDL to do.
 async fn make_work(db: &TestDb) -> Vec<String> {
-    let pool = db.owner_pool().await;
-    let future: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-          CROSS JOIN LATERAL partwarden_range_bounds(c.oid) b
-         WHERE i.inhparent = 'archon_ga4_events'::regclass AND b.range_start > now() ORDER BY 1",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(future.len(), 3);
-    for p in &future {
-        pool.execute(format!("DROP TABLE {p}").as_str())
-            .await
-            .unwrap();
-    }
-    future
+    support::drop_future_partitions(&db.owner_pool().await).await
 }
 
 #[tokio::test]
@@ -106,7 +91,8 @@ async fn metrics_after_maintenance_and_promtool() {
     assert_eq!(created.as_array().map(|a| a.len()), Some(3), "{status}");
 
     // promtool lints the exposition.
-    let file = std::env::temp_dir().join(format!("pw-metrics-{}.txt", std::process::id()));
+    let scratch = support::cli::scratch_dir("metrics");
+    let file = scratch.path().join("metrics.txt");
     std::fs::write(&file, &m).unwrap();
     let promtool = Command::new("sh")
         .arg("-c")

@@ -2,57 +2,15 @@
 //! server, run as the non-superuser table owner.
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Executor, PgPool};
-use support::TestDb;
+use support::cli::partwarden;
+use support::{partitions, TestDb};
 
 const A: &str = "00000000-0000-0000-0000-00000000000a";
 const B: &str = "00000000-0000-0000-0000-00000000000b";
-
-struct Run {
-    code: i32,
-    out: String,
-}
-
-fn write_config(toml: &str) -> PathBuf {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path =
-        std::env::temp_dir().join(format!("partwarden-test-{}-{n}.toml", std::process::id()));
-    std::fs::write(&path, toml).unwrap();
-    path
-}
-
-fn partwarden(db: &TestDb, config: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_partwarden"));
-    cmd.env("DATABASE_URL", db.owner_url())
-        .env("RUST_LOG", "warn")
-        .env_remove("PARTWARDEN_CONFIG")
-        .env("PARTWARDEN__DATABASE__DDL_BACKOFF", "100ms");
-    if let Some(toml) = config {
-        cmd.arg("--config").arg(write_config(toml));
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.args(args).output().expect("run partwarden");
-    Run {
-        code: status.code().unwrap_or(-1),
-        out: format!(
-            "{}{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        ),
-    }
-}
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -73,14 +31,6 @@ async fn catalog_fingerprint(pool: &PgPool) -> Vec<String> {
     .unwrap()
 }
 
-async fn partitions(pool: &PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'archon_ga4_events'::regclass ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
 
 async fn insert_as(pool: &PgPool, tenant: &str, ts: DateTime<Utc>) {
     let mut tx = support::tenant_tx(pool, tenant).await;

@@ -8,18 +8,8 @@ use sqlx::{PgPool, Row};
 use support::{repo_path, TestDb, OWNER_ROLE};
 
 fn partwarden(db: &TestDb, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_partwarden"))
-        .args(args)
-        .env("DATABASE_URL", db.owner_url())
-        .env_remove("PARTWARDEN_CONFIG")
-        .output()
-        .expect("run partwarden");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let run = support::cli::partwarden(db, None, &[], args);
+    (run.code, run.out)
 }
 
 async fn partition_names(pool: &PgPool) -> Vec<String> {

@@ -1,7 +1,6 @@
 //! On a hot standby partwarden only reports: it plans, changes nothing, and says why.
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
@@ -9,21 +8,8 @@ use support::cluster::PrivateCluster;
 use support::daemon::{sample, Daemon};
 
 fn partwarden(url: &str, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_partwarden"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env_remove("PARTWARDEN_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let run = support::cli::partwarden_at(url, None, &[], args);
+    (run.code, run.out)
 }
 
 /// Database `app` owned by the non-superuser `partwarden`, with pgvector (a superuser step).

@@ -4,7 +4,7 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use sqlx::{Executor, PgPool};
-use support::TestDb;
+use support::{partitions, TestDb};
 
 const A: &str = "00000000-0000-0000-0000-00000000000a";
 const B: &str = "00000000-0000-0000-0000-00000000000b";
@@ -68,14 +68,6 @@ async fn seed_two_tenants(pool: &PgPool, now: DateTime<Utc>) {
         .unwrap();
 }
 
-async fn partitions(pool: &PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'archon_ga4_events'::regclass ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
 
 /// Everything one role must and must not be able to do.
 async fn assert_isolated(pool: &PgPool, who: &str) {
@@ -284,8 +276,9 @@ async fn archived_partitions_stay_isolated() {
     // Rows of two tenants in the current month, which then gets archived 30 years on.
     let now = Utc::now();
     seed_two_tenants(&owner, now).await;
-    let config = std::env::temp_dir().join(format!("pw-archive-{}.toml", std::process::id()));
-    std::fs::write(&config, "[[tables]]\nname = \"archon_ga4_events\"\nretention_mode = \"archive\"\nmax_expire_per_run = 10\n").unwrap();
+    let config = support::cli::write_config(
+        "[[tables]]\nname = \"archon_ga4_events\"\nretention_mode = \"archive\"\nmax_expire_per_run = 10\n",
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_partwarden"))
         .args([
             "--config",

@@ -3,7 +3,6 @@
 //! finding neighbours than the original empty-built `lists = 100`.
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,25 +13,8 @@ use support::TestDb;
 const A: &str = "00000000-0000-0000-0000-00000000000a";
 
 fn maintain(db: &TestDb, toml: &str, args: &[&str]) -> (i32, String) {
-    let path = std::env::temp_dir().join(format!("pw-vec-{}-{}.toml", std::process::id(), db.name));
-    std::fs::write(&path, toml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_partwarden"))
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .env("DATABASE_URL", db.owner_url())
-        .env("RUST_LOG", "warn")
-        .env_remove("PARTWARDEN_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let run = support::cli::partwarden(db, Some(toml), &[], args);
+    (run.code, run.out)
 }
 
 fn policy(extra: &str) -> String {

@@ -131,7 +131,9 @@ impl Lab {
         let su = pool(&self.cluster.url("postgres", "faults_template"), 2).await;
         su.execute("CREATE EXTENSION vector").await.unwrap();
         let owner = pool(&self.cluster.url("partwarden", "faults_template"), 4).await;
-        partwarden::engine::migrate::run(&owner).await.expect("migrations");
+        partwarden::engine::migrate::run(&owner)
+            .await
+            .expect("migrations");
         for t in &TABLES[1..] {
             owner
                 .execute(

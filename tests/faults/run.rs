@@ -18,8 +18,13 @@ pub struct Run {
 }
 
 fn command(db: &TrialDb, env: &[(&str, &str)], args: &[&str]) -> Command {
+    // One file for every trial of the run, at a fixed path (overwritten, not accumulated).
     static CONFIG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| crate::support::cli::write_config(crate::lab::CONFIG));
+    let config = CONFIG.get_or_init(|| {
+        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults-lab.toml");
+        std::fs::write(&path, crate::lab::CONFIG).unwrap();
+        path
+    });
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_partwarden"));
     cmd.arg("--config")
         .arg(config)

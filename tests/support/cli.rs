@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,27 +19,46 @@ pub struct Run {
     pub out: String,
 }
 
-/// A config file under cargo's per-target temporary directory (not /tmp: nothing is
-/// left behind outside `target/`).
-pub fn write_config(toml: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
+/// A config file under cargo's per-target temporary directory, removed when the returned
+/// path is dropped (nothing is left behind, in /tmp or in `target/`).
+pub fn write_config(toml: &str) -> tempfile::TempPath {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("partwarden-test-{}-{n}.toml", std::process::id()));
-    std::fs::write(&path, toml).unwrap();
-    path
+    let file = tempfile::Builder::new()
+        .prefix("partwarden-test-")
+        .suffix(".toml")
+        .tempfile_in(&dir)
+        .unwrap();
+    std::fs::write(file.path(), toml).unwrap();
+    file.into_temp_path()
+}
+
+/// A scratch directory under cargo's per-target temporary directory, removed on drop.
+pub fn scratch_dir(label: &str) -> tempfile::TempDir {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    tempfile::Builder::new()
+        .prefix(&format!("pw-{label}-"))
+        .tempdir_in(&dir)
+        .unwrap()
 }
 
 /// `partwarden ARGS` as the table owner against `db`, with `config` as its file.
 pub fn partwarden(db: &TestDb, config: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Run {
+    partwarden_at(&db.owner_url(), config, env, args)
+}
+
+/// `partwarden ARGS` with `DATABASE_URL=url`, `config` as its file (if any), warnings only
+/// in the log and a short DDL backoff.
+pub fn partwarden_at(url: &str, config: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_partwarden"));
-    cmd.env("DATABASE_URL", db.owner_url())
+    cmd.env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .env_remove("PARTWARDEN_CONFIG")
         .env("PARTWARDEN__DATABASE__DDL_BACKOFF", "100ms");
-    if let Some(toml) = config {
-        cmd.arg("--config").arg(write_config(toml));
+    let config = config.map(write_config);
+    if let Some(path) = &config {
+        cmd.arg("--config").arg(path);
     }
     for (k, v) in env {
         cmd.env(k, v);
@@ -233,25 +252,43 @@ pub async fn events_of(
 }
 
 /// Starts `partwarden ARGS` in the background (output discarded).
-pub fn spawn(
-    db: &TestDb,
-    config: Option<&str>,
-    env: &[(&str, &str)],
-    args: &[&str],
-) -> std::process::Child {
+pub fn spawn(db: &TestDb, config: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Spawned {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_partwarden"));
     cmd.env("DATABASE_URL", db.owner_url())
         .env("RUST_LOG", "warn")
         .env_remove("PARTWARDEN_CONFIG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    if let Some(toml) = config {
-        cmd.arg("--config").arg(write_config(toml));
+    let config = config.map(write_config);
+    if let Some(path) = &config {
+        cmd.arg("--config").arg(path);
     }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(args).spawn().expect("start partwarden")
+    Spawned {
+        child: cmd.args(args).spawn().expect("start partwarden"),
+        _config: config,
+    }
+}
+
+/// A running `partwarden` and its config file, which lives as long as the process handle.
+pub struct Spawned {
+    pub child: std::process::Child,
+    _config: Option<tempfile::TempPath>,
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
 }
 
 /// Polls (every 20 ms, up to `timeout`) for an active partwarden statement starting with
@@ -289,7 +326,7 @@ pub fn start_until(
     args: &[&str],
     marker: &str,
     timeout: Duration,
-) -> (std::process::Child, String) {
+) -> (Spawned, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_partwarden"));
     cmd.env("DATABASE_URL", db.owner_url())
         .env("RUST_LOG", "warn")
@@ -297,13 +334,17 @@ pub fn start_until(
         .env("PARTWARDEN__DATABASE__DDL_BACKOFF", "100ms")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    if let Some(toml) = config {
-        cmd.arg("--config").arg(write_config(toml));
+    let config = config.map(write_config);
+    if let Some(path) = &config {
+        cmd.arg("--config").arg(path);
     }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.args(args).spawn().expect("start partwarden");
+    let mut child = Spawned {
+        child: cmd.args(args).spawn().expect("start partwarden"),
+        _config: config,
+    };
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {

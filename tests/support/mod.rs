@@ -244,3 +244,34 @@ pub async fn hold_reader(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Post
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// The partitions of `archon_ga4_events`, as `regclass` prints them, in order.
+pub async fn partitions(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'archon_ga4_events'::regclass ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Drops the partitions of `archon_ga4_events` that start in the future (the three the
+/// migration made), so that a maintenance run has DDL to do; returns their names.
+pub async fn drop_future_partitions(pool: &PgPool) -> Vec<String> {
+    use sqlx::Executor;
+    let future: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          CROSS JOIN LATERAL partwarden_range_bounds(c.oid) b
+         WHERE i.inhparent = 'archon_ga4_events'::regclass AND b.range_start > now() ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(future.len(), 3);
+    for p in &future {
+        pool.execute(format!("DROP TABLE {p}").as_str())
+            .await
+            .unwrap();
+    }
+    future
+}
