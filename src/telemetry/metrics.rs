@@ -107,7 +107,7 @@ fn retired_rls_drift(snap: &TableSnapshot) -> usize {
 /// Every family partwarden exports, with its Prometheus type. `scripts/check_deploy.py`
 /// checks the dashboard and the alert rules against this list; a unit test checks the
 /// list against a rendering with every family present.
-// Read by scripts/check_deploy.py and checked by a test against a full rendering.
+// Only the test below and scripts/check_deploy.py (which parses this file) read it.
 #[cfg_attr(not(test), allow(dead_code))]
 pub const FAMILIES: &[(&str, &str)] = &[
     ("partwarden_build_info", "gauge"),
