@@ -5,8 +5,8 @@ use sqlx::{Connection, PgConnection};
 use tracing::warn;
 
 use super::{create_like_sql, db_message, exec, rls, Step, StepError};
-use crate::calendar::{sql_literal, PartitionBounds};
 use crate::apply::locks::{self, LockMode, LockRequest};
+use crate::calendar::{sql_literal, PartitionBounds};
 
 pub(super) async fn default_partition(
     conn: &mut PgConnection,
@@ -44,81 +44,131 @@ pub(super) async fn partition(
     bounds: &PartitionBounds,
 ) -> Result<String, StepError> {
     let n = &step.names;
-    let snap = step.snap;
     let rel = n.rel(partition);
     let (from, to) = (sql_literal(bounds.from), sql_literal(bounds.to));
-    let col = &n.column;
-    let taken: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(&rel)
-        .fetch_one(&mut *conn)
-        .await?;
-    if taken {
-        return Err(StepError::Fatal(format!(
-            "a relation named {partition} already exists but is not a partition of {} (detached earlier?): \
-             attach, rename or drop it so this range can get its partition",
-            snap.label()
-        )));
-    }
+    ensure_name_free(conn, step, partition, &rel).await?;
     let mut tx = conn.begin().await?;
-    exec(&mut tx, &create_like_sql(n, &rel)).await?;
-    // Proves the bounds to ATTACH, which then skips scanning the new table.
-    exec(
-        &mut tx,
-        &format!(
-            "ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
-             CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')"
-        ),
-    )
-    .await?;
+    create_bounded(&mut tx, step, &rel, &from, &to).await?;
 
     let mut moved = 0i64;
-    if let Some(default) = &snap.default_partition {
+    if let Some(default) = &step.snap.default_partition {
         let drel = n.rel(&default.name);
-        // Writers first (parent, then default partition: the order inserts take them).
-        locks::take(
-            &mut tx,
-            &[
-                LockRequest::table(n.parent.clone(), LockMode::Share),
-                LockRequest::table(drel.clone(), LockMode::AccessExclusive),
-            ],
-            step.lock_wait,
-        )
-        .await?;
-        crate::fault::point("create_before_move").await;
-        moved = move_rows(&mut tx, step, &drel, &rel, bounds).await?;
+        moved = hold_writers_and_move(&mut tx, step, &drel, &rel, bounds).await?;
     }
 
-    exec(
-        &mut tx,
-        &format!(
-            "ALTER TABLE {} ATTACH PARTITION {rel} FOR VALUES FROM ('{from}') TO ('{to}')",
-            n.parent
-        ),
-    )
-    .await?;
-    exec(
-        &mut tx,
-        &format!("ALTER TABLE {rel} DROP CONSTRAINT partwarden_partition_bound"),
-    )
-    .await?;
+    attach(&mut tx, step, &rel, &from, &to).await?;
     // Rows are in before RLS is forced (the owner could not insert them afterwards).
     rls::sync(&mut tx, step, &rel).await?;
     crate::fault::point("create_before_commit").await;
     tx.commit().await?;
     if moved > 0 {
-        // Keep the default partition's row estimate (a metric and an alert) truthful.
-        // Best effort: the partition is done; a failed ANALYZE only leaves the estimate stale.
-        if let Some(default) = &snap.default_partition {
-            if let Err(e) = exec(conn, &format!("ANALYZE {}", n.rel(&default.name))).await {
-                warn!("ANALYZE {}: {}", default.name, db_message(&e));
-            }
-        }
+        analyze_default(conn, step).await;
     }
     Ok(if moved > 0 {
         format!("created and attached; moved {moved} row(s) from the default partition")
     } else {
         "created and attached".into()
     })
+}
+
+/// Fails when a relation already has the partition's name (a table detached earlier).
+async fn ensure_name_free(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    partition: &str,
+    rel: &str,
+) -> Result<(), StepError> {
+    let taken: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(rel)
+        .fetch_one(&mut *conn)
+        .await?;
+    if taken {
+        return Err(StepError::Fatal(format!(
+            "a relation named {partition} already exists but is not a partition of {} (detached earlier?): \
+             attach, rename or drop it so this range can get its partition",
+            step.snap.label()
+        )));
+    }
+    Ok(())
+}
+
+/// The standalone table `rel`, with a CHECK constraint matching `from`..`to`.
+async fn create_bounded(
+    tx: &mut PgConnection,
+    step: &Step<'_>,
+    rel: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), StepError> {
+    let col = &step.names.column;
+    exec(tx, &create_like_sql(&step.names, rel)).await?;
+    // Proves the bounds to ATTACH, which then skips scanning the new table.
+    exec(
+        tx,
+        &format!(
+            "ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
+             CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')"
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Holds writers, then moves the range's rows out of the default partition `drel`.
+async fn hold_writers_and_move(
+    tx: &mut PgConnection,
+    step: &Step<'_>,
+    drel: &str,
+    rel: &str,
+    bounds: &PartitionBounds,
+) -> Result<i64, StepError> {
+    // Writers first (parent, then default partition: the order inserts take them).
+    locks::take(
+        tx,
+        &[
+            LockRequest::table(step.names.parent.clone(), LockMode::Share),
+            LockRequest::table(drel, LockMode::AccessExclusive),
+        ],
+        step.lock_wait,
+    )
+    .await?;
+    crate::fault::point("create_before_move").await;
+    move_rows(tx, step, drel, rel, bounds).await
+}
+
+/// `ATTACH PARTITION` for `from`..`to`, then the bound constraint it no longer needs.
+async fn attach(
+    tx: &mut PgConnection,
+    step: &Step<'_>,
+    rel: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), StepError> {
+    exec(
+        tx,
+        &format!(
+            "ALTER TABLE {} ATTACH PARTITION {rel} FOR VALUES FROM ('{from}') TO ('{to}')",
+            step.names.parent
+        ),
+    )
+    .await?;
+    exec(
+        tx,
+        &format!("ALTER TABLE {rel} DROP CONSTRAINT partwarden_partition_bound"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Keeps the default partition's row estimate (a metric and an alert) truthful after rows
+/// moved out of it. Best effort: the partition is done; a failed ANALYZE only leaves the
+/// estimate stale.
+async fn analyze_default(conn: &mut PgConnection, step: &Step<'_>) {
+    if let Some(default) = &step.snap.default_partition {
+        if let Err(e) = exec(conn, &format!("ANALYZE {}", step.names.rel(&default.name))).await {
+            warn!("ANALYZE {}: {}", default.name, db_message(&e));
+        }
+    }
 }
 
 /// Moves the rows of `bounds` from the default partition `drel` into the new table `rel`

@@ -12,12 +12,12 @@
 use sqlx::{Connection, PgConnection};
 
 use super::{exec, rls, Step, StepError};
+use crate::apply::journal;
+use crate::apply::locks::{self, LockMode, LockRequest};
 use crate::calendar::PartitionBounds;
 use crate::catalog::Journaled;
 use crate::config::RetentionMode;
-use crate::ident::quote_ident;
-use crate::apply::journal;
-use crate::apply::locks::{self, LockMode, LockRequest};
+use crate::ident::{quote_ident, Ident};
 
 pub(super) async fn expire(
     conn: &mut PgConnection,
@@ -26,8 +26,7 @@ pub(super) async fn expire(
     bounds: PartitionBounds,
     mode: RetentionMode,
 ) -> Result<String, StepError> {
-    let n = &step.names;
-    let rel = n.rel(partition);
+    let rel = step.names.rel(partition);
     let oid = step.snap.find(partition).map(|p| p.oid).ok_or_else(|| {
         StepError::Fatal(format!(
             "{partition} is not a partition of {}",
@@ -57,68 +56,91 @@ pub(super) async fn expire(
             finish(conn, step, &what).await
         }
         Some(false) if step.snap.default_partition.is_none() => {
-            {
-                let mut tx = conn.begin().await?;
-                locks::take(
-                    &mut tx,
-                    &[LockRequest::table(rel.clone(), LockMode::AccessExclusive)],
-                    step.lock_wait,
-                )
-                .await?;
-                rls::sync(&mut tx, step, &rel).await?;
-                journal::put(&mut tx, &step.label(), &what, "detaching").await?;
-                tx.commit().await?;
-            }
-            // Its second phase takes ACCESS EXCLUSIVE on the partition: not behind a
-            // long reader of it.
-            locks::check_clear(
-                conn,
-                &[LockRequest::table(rel.clone(), LockMode::AccessExclusive)],
-                step.lock_wait,
-            )
-            .await?;
-            // Not allowed in a transaction block: runs on its own.
-            exec(
-                conn,
-                &format!(
-                    "ALTER TABLE {} DETACH PARTITION {rel} CONCURRENTLY",
-                    n.parent
-                ),
-            )
-            .await?;
+            detach_concurrently(conn, step, &rel, &what).await?;
             crate::fault::point("expire_after_detach").await;
             finish(conn, step, &what).await
         }
-        Some(false) => {
-            let default = step
-                .snap
-                .default_partition
-                .as_ref()
-                .map(|d| n.rel(&d.name))
-                .unwrap_or_default();
-            let mut tx = conn.begin().await?;
-            locks::take(
-                &mut tx,
-                &[
-                    LockRequest::table(n.parent.clone(), LockMode::AccessExclusive),
-                    LockRequest::table(default, LockMode::AccessExclusive),
-                    LockRequest::table(rel.clone(), LockMode::AccessExclusive),
-                ],
-                step.lock_wait,
-            )
-            .await?;
-            rls::sync(&mut tx, step, &rel).await?;
-            exec(
-                &mut tx,
-                &format!("ALTER TABLE {} DETACH PARTITION {rel}", n.parent),
-            )
-            .await?;
-            crate::fault::point("expire_after_detach").await;
-            let done = finish_in(&mut tx, step, &what, &rel).await?;
-            tx.commit().await?;
-            Ok(done)
-        }
+        Some(false) => detach_and_finish(conn, step, &rel, &what).await,
     }
+}
+
+/// Without a default partition: `what` journaled as "detaching" (with the partition's
+/// RLS repaired) in one transaction, then `DETACH … CONCURRENTLY`, which commits on its
+/// own; the caller finishes the expiry after it.
+async fn detach_concurrently(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    rel: &str,
+    what: &Journaled,
+) -> Result<(), StepError> {
+    {
+        let mut tx = conn.begin().await?;
+        locks::take(
+            &mut tx,
+            &[LockRequest::table(rel, LockMode::AccessExclusive)],
+            step.lock_wait,
+        )
+        .await?;
+        rls::sync(&mut tx, step, rel).await?;
+        journal::put(&mut tx, &step.label(), what, "detaching").await?;
+        tx.commit().await?;
+    }
+    // Its second phase takes ACCESS EXCLUSIVE on the partition: not behind a
+    // long reader of it.
+    locks::check_clear(
+        conn,
+        &[LockRequest::table(rel, LockMode::AccessExclusive)],
+        step.lock_wait,
+    )
+    .await?;
+    // Not allowed in a transaction block: runs on its own.
+    exec(
+        conn,
+        &format!(
+            "ALTER TABLE {} DETACH PARTITION {rel} CONCURRENTLY",
+            step.names.parent
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// With a default partition: a plain DETACH and the rest of the expiry in one
+/// transaction, the parent, the default partition and the partition locked in that order.
+async fn detach_and_finish(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    rel: &str,
+    what: &Journaled,
+) -> Result<String, StepError> {
+    let n = &step.names;
+    let default = step
+        .snap
+        .default_partition
+        .as_ref()
+        .map(|d| n.rel(&d.name))
+        .unwrap_or_default();
+    let mut tx = conn.begin().await?;
+    locks::take(
+        &mut tx,
+        &[
+            LockRequest::table(n.parent.clone(), LockMode::AccessExclusive),
+            LockRequest::table(default, LockMode::AccessExclusive),
+            LockRequest::table(rel, LockMode::AccessExclusive),
+        ],
+        step.lock_wait,
+    )
+    .await?;
+    rls::sync(&mut tx, step, rel).await?;
+    exec(
+        &mut tx,
+        &format!("ALTER TABLE {} DETACH PARTITION {rel}", n.parent),
+    )
+    .await?;
+    crate::fault::point("expire_after_detach").await;
+    let done = finish_in(&mut tx, step, what, rel).await?;
+    tx.commit().await?;
+    Ok(done)
 }
 
 /// Finishes a detach left "detach pending". `… FINALIZE` waits for older snapshots and
@@ -244,33 +266,44 @@ async fn finish_in(
         }
         RetentionMode::Archive => {
             let archive = &step.table.archive_schema;
-            // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
-            // is there: a pre-created archive schema must be enough.
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-                    .bind(archive.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if !exists {
-                exec(tx, &format!("CREATE SCHEMA {}", archive.quoted())).await?;
-            }
-            let in_archive: bool = sqlx::query_scalar(
-                "SELECT c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2)
-                   FROM pg_class c WHERE c.oid = to_regclass($1)",
-            )
-            .bind(rel)
-            .bind(archive.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-            if !in_archive {
-                exec(
-                    tx,
-                    &format!("ALTER TABLE {rel} SET SCHEMA {}", archive.quoted()),
-                )
-                .await?;
-            }
+            move_to_archive(tx, rel, archive).await?;
             journal::put(tx, &label, what, "retired").await?;
             Ok(format!("detached and moved to schema {archive}"))
         }
     }
+}
+
+/// Moves the detached table `rel` into schema `archive`, created first when missing
+/// (inside the caller's transaction, which holds ACCESS EXCLUSIVE on `rel`).
+async fn move_to_archive(
+    tx: &mut PgConnection,
+    rel: &str,
+    archive: &Ident,
+) -> Result<(), StepError> {
+    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    // is there: a pre-created archive schema must be enough.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(archive.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+    if !exists {
+        exec(tx, &format!("CREATE SCHEMA {}", archive.quoted())).await?;
+    }
+    let in_archive: bool = sqlx::query_scalar(
+        "SELECT c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2)
+                   FROM pg_class c WHERE c.oid = to_regclass($1)",
+    )
+    .bind(rel)
+    .bind(archive.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if !in_archive {
+        exec(
+            tx,
+            &format!("ALTER TABLE {rel} SET SCHEMA {}", archive.quoted()),
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -31,14 +31,14 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::catalog::{Journaled, TableSnapshot};
 use crate::config::TableConfig;
 use crate::ident::{quote_ident, Ident};
-use locks::LockError;
 use crate::plan::{Action, Plan, PlannedAction};
+use locks::LockError;
 
 mod create;
-pub(crate) mod journal;
-pub(crate) mod locks;
 mod expire;
 mod index;
+pub(crate) mod journal;
+pub(crate) mod locks;
 mod rls;
 mod vector;
 
@@ -177,23 +177,8 @@ pub async fn apply_plan(
     // one, PostgreSQL allows a single pending DETACH CONCURRENTLY per table.
     let mut expiry_deferred: Option<String> = None;
     for planned in &plan.actions {
-        let skip = if stopping(stop) {
-            Some("not started: shutting down".to_string())
-        } else if let (Action::ExpirePartition { .. }, Some(why)) =
-            (&planned.action, &expiry_deferred)
-        {
-            Some(format!("deferred to the next run: {why}"))
-        } else {
-            None
-        };
-        if let Some(detail) = skip {
-            outcomes.push(ActionOutcome {
-                planned: planned.clone(),
-                status: Status::Skipped,
-                detail,
-                attempts: 0,
-                seconds: 0.0,
-            });
+        if let Some(detail) = skip_reason(planned, stop, expiry_deferred.as_deref()) {
+            outcomes.push(skipped(planned, detail));
             continue;
         }
         let span = info_span!(
@@ -220,6 +205,31 @@ pub async fn apply_plan(
         outcomes.push(outcome);
     }
     outcomes
+}
+
+/// Why `planned` is not started: shutdown, or an earlier expiry of this run failed.
+fn skip_reason(
+    planned: &PlannedAction,
+    stop: Option<&StopFlag>,
+    expiry_deferred: Option<&str>,
+) -> Option<String> {
+    if stopping(stop) {
+        Some("not started: shutting down".to_string())
+    } else if let (Action::ExpirePartition { .. }, Some(why)) = (&planned.action, expiry_deferred) {
+        Some(format!("deferred to the next run: {why}"))
+    } else {
+        None
+    }
+}
+
+fn skipped(planned: &PlannedAction, detail: String) -> ActionOutcome {
+    ActionOutcome {
+        planned: planned.clone(),
+        status: Status::Skipped,
+        detail,
+        attempts: 0,
+        seconds: 0.0,
+    }
 }
 
 async fn run_with_retries(
@@ -334,14 +344,7 @@ async fn run_once(
             mode,
         } => expire::expire(conn, step, partition, *bounds, *mode).await,
         Action::FinishExpiry { partition, .. } => {
-            let what = step
-                .snap
-                .journal
-                .iter()
-                .map(|e| &e.what)
-                .find(|w| matches!(w, Journaled::Expire { partition: p, .. } if p == partition))
-                .ok_or_else(|| StepError::Fatal(format!("no journal entry for {partition}")))?;
-            expire::finish(conn, step, what).await
+            expire::finish(conn, step, journaled_expiry(step, partition)?).await
         }
         Action::SyncRls { partition } => {
             rls::sync_locked(conn, step, &step.names.rel(partition)).await
@@ -355,14 +358,7 @@ async fn run_once(
             parent_index,
             index,
         } => index::build(conn, step, partition, parent_index, index).await,
-        Action::RepairIndex { index, .. } => {
-            exec(
-                conn,
-                &format!("REINDEX INDEX CONCURRENTLY {}", step.names.rel(index)),
-            )
-            .await?;
-            Ok("rebuilt concurrently".into())
-        }
+        Action::RepairIndex { index, .. } => index::repair(conn, step, index).await,
         Action::DropIndex { index, .. } => index::drop(conn, step, index).await,
         Action::BuildVectorIndex { .. } => vector::build(conn, step, action).await,
         Action::AdoptVectorIndex { index, comment, .. } => {
@@ -373,6 +369,16 @@ async fn run_once(
             Ok("removed from partwarden_journal".into())
         }
     }
+}
+
+/// The journal entry of the interrupted expiry of `partition`.
+fn journaled_expiry<'s>(step: &Step<'s>, partition: &str) -> Result<&'s Journaled, StepError> {
+    step.snap
+        .journal
+        .iter()
+        .map(|e| &e.what)
+        .find(|w| matches!(w, Journaled::Expire { partition: p, .. } if p == partition))
+        .ok_or_else(|| StepError::Fatal(format!("no journal entry for {partition}")))
 }
 
 /// The standalone table that becomes a partition: same columns, defaults, NOT NULL and

@@ -12,10 +12,10 @@ use sqlx::{Connection, PgConnection};
 use tracing::info;
 
 use super::{exec, Step, StepError};
-use crate::catalog::Journaled;
-use crate::config::VectorMethod;
-use crate::ident::quote_ident;
 use crate::apply::journal;
+use crate::catalog::Journaled;
+use crate::config::{VectorIndexPolicy, VectorMethod};
+use crate::ident::quote_ident;
 use crate::plan::Action;
 
 pub(super) async fn build(
@@ -37,15 +37,7 @@ pub(super) async fn build(
         return Err(StepError::Fatal("not a vector index build".into()));
     };
     let n = &step.names;
-    let policy = step
-        .table
-        .vector_index
-        .as_ref()
-        .ok_or_else(|| StepError::Fatal("the table has no vector_index policy".into()))?;
-    let dims = crate::catalog::vector::validate_policy(conn, step.table)
-        .await
-        .map_err(|e| StepError::Fatal(e.to_string()))?
-        .unwrap_or(0);
+    let (policy, with, mwm) = settings(conn, step, *method, *lists, *rows).await?;
     let rel = n.rel(partition);
     let idx = n.rel(index);
     let record = crate::plan::vector::BuildRecord {
@@ -55,51 +47,15 @@ pub(super) async fn build(
         closed: *closed,
         generation: *generation,
     };
-    // An earlier attempt may have left this index INVALID: drop it first.
-    let existing: Option<bool> =
-        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
-            .bind(&idx)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if existing == Some(false) {
-        exec(conn, &format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}")).await?;
-    }
-    let with = match method {
-        VectorMethod::Ivfflat => format!("lists = {}", lists.unwrap_or(1)),
-        VectorMethod::Hnsw => format!(
-            "m = {}, ef_construction = {}",
-            policy.m, policy.ef_construction
-        ),
-    };
-    let mwm = crate::plan::vector::maintenance_work_mem_kb(policy, *rows, *lists, dims);
-    let journaled = Journaled::VectorBuild {
-        partition: partition.clone(),
-        index: index.clone(),
-        comment: record.comment(),
-    };
+    let existing = drop_if_invalid(conn, &idx).await?;
     if existing != Some(true) {
-        journal::put(conn, &step.label(), &journaled, "building").await?;
-        exec(conn, &format!("SET maintenance_work_mem = '{mwm}kB'")).await?;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut *conn)
-            .await?;
-        let watcher = step
-            .monitor
-            .cloned()
-            .map(|pool| tokio::spawn(report_progress(pool, pid, index.clone())));
-        let sql = format!(
-            "CREATE INDEX CONCURRENTLY {} ON {rel} USING {} ({} {}) WITH ({with})",
-            quote_ident(index),
-            method.as_str(),
-            policy.column.quoted(),
-            policy.opclass.quoted()
-        );
-        let built = exec(conn, &sql).await;
-        if let Some(w) = watcher {
-            w.abort();
-        }
-        let _ = exec(conn, "RESET maintenance_work_mem").await;
-        built?;
+        let journaled = Journaled::VectorBuild {
+            partition: partition.clone(),
+            index: index.clone(),
+            comment: record.comment(),
+        };
+        let sql = create_sql(index, &rel, *method, policy, &with);
+        build_concurrently(conn, step, &journaled, index, &sql, mwm).await?;
         crate::fault::point("vector_after_build").await;
     }
     record_build(conn, step, index, &record.comment()).await?;
@@ -116,6 +72,94 @@ pub(super) async fn build(
         detail.push_str(&format!("; dropped {old}"));
     }
     Ok(detail)
+}
+
+/// Drops `idx` when an earlier attempt left it INVALID; returns its `indisvalid` as found
+/// (`None`: there is no such index).
+async fn drop_if_invalid(conn: &mut PgConnection, idx: &str) -> Result<Option<bool>, StepError> {
+    let existing: Option<bool> =
+        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+            .bind(idx)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if existing == Some(false) {
+        exec(conn, &format!("DROP INDEX CONCURRENTLY IF EXISTS {idx}")).await?;
+    }
+    Ok(existing)
+}
+
+/// The table's vector index policy (checked against the database), the build's WITH
+/// parameters, and the `maintenance_work_mem` (in kB) it gets.
+async fn settings<'s>(
+    conn: &mut PgConnection,
+    step: &Step<'s>,
+    method: VectorMethod,
+    lists: Option<u32>,
+    rows: u64,
+) -> Result<(&'s VectorIndexPolicy, String, u64), StepError> {
+    let policy = step
+        .table
+        .vector_index
+        .as_ref()
+        .ok_or_else(|| StepError::Fatal("the table has no vector_index policy".into()))?;
+    let dims = crate::catalog::vector::validate_policy(conn, step.table)
+        .await
+        .map_err(|e| StepError::Fatal(e.to_string()))?
+        .unwrap_or(0);
+    let with = match method {
+        VectorMethod::Ivfflat => format!("lists = {}", lists.unwrap_or(1)),
+        VectorMethod::Hnsw => format!(
+            "m = {}, ef_construction = {}",
+            policy.m, policy.ef_construction
+        ),
+    };
+    let mwm = crate::plan::vector::maintenance_work_mem_kb(policy, rows, lists, dims);
+    Ok((policy, with, mwm))
+}
+
+fn create_sql(
+    index: &str,
+    rel: &str,
+    method: VectorMethod,
+    policy: &VectorIndexPolicy,
+    with: &str,
+) -> String {
+    format!(
+        "CREATE INDEX CONCURRENTLY {} ON {rel} USING {} ({} {}) WITH ({with})",
+        quote_ident(index),
+        method.as_str(),
+        policy.column.quoted(),
+        policy.opclass.quoted()
+    )
+}
+
+/// Journals the build as `journaled`, then runs `sql` (a `CREATE INDEX CONCURRENTLY`,
+/// which commits on its own) under `maintenance_work_mem = mwm` kB, its progress
+/// reported from the monitor pool when there is one.
+async fn build_concurrently(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    journaled: &Journaled,
+    index: &str,
+    sql: &str,
+    mwm: u64,
+) -> Result<(), StepError> {
+    journal::put(conn, &step.label(), journaled, "building").await?;
+    exec(conn, &format!("SET maintenance_work_mem = '{mwm}kB'")).await?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let watcher = step
+        .monitor
+        .cloned()
+        .map(|pool| tokio::spawn(report_progress(pool, pid, index.to_string())));
+    let built = exec(conn, sql).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    let _ = exec(conn, "RESET maintenance_work_mem").await;
+    built?;
+    Ok(())
 }
 
 /// Writes the build record of an index an interrupted run built (from the journal).
