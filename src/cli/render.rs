@@ -6,8 +6,12 @@ use chrono::{DateTime, Utc};
 
 use partwarden::apply::Status;
 use partwarden::calendar::sql_literal;
+use partwarden::catalog::vector::BuildProgress;
+use partwarden::catalog::JournalEntry;
 use partwarden::engine::manager::RunReport;
 use partwarden::plan::health::{Coverage, PartitionStats};
+use partwarden::plan::vector::VectorHealth;
+use partwarden::plan::Plan;
 
 pub fn run_report(report: &RunReport) -> String {
     let mut out = String::new();
@@ -52,6 +56,7 @@ pub fn run_report(report: &RunReport) -> String {
     out
 }
 
+/// One table's partitions, one line each, and how far ahead inserts are covered.
 pub fn status_table(
     label: &str,
     stats: &[PartitionStats],
@@ -72,37 +77,51 @@ pub fn status_table(
         "PARTITION", "FROM", "TO", "ROWS (est)", "SIZE", "INDEXES", "RLS"
     );
     for s in stats {
-        let date =
-            |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-        let mut state = Vec::new();
-        if s.is_default {
-            state.push("default");
-        }
-        if s.detach_pending {
-            state.push("detach pending");
-        }
-        if s.indexes_invalid > 0 {
-            state.push("INVALID index");
-        }
-        if s.range_start.is_some_and(|f| f > now) {
-            state.push("future");
-        }
-        if s.range_start.is_some_and(|f| f <= now) && s.range_end.is_some_and(|t| now < t) {
-            state.push("current");
-        }
-        let _ = writeln!(
-            out,
-            "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {}",
-            s.partition_name,
-            date(s.date_range_start),
-            date(s.date_range_end),
-            s.row_count,
-            s.size_pretty,
-            format!("{}/{}", s.indexes_valid, s.indexes_expected),
-            if s.rls_ok { "ok" } else { "DRIFT" },
-            state.join(", ")
-        );
+        partition_line(&mut out, s, name_w, now);
     }
+    coverage_line(&mut out, coverage, now);
+    out
+}
+
+fn partition_line(out: &mut String, s: &PartitionStats, name_w: usize, now: DateTime<Utc>) {
+    let date =
+        |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        out,
+        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {}",
+        s.partition_name,
+        date(s.date_range_start),
+        date(s.date_range_end),
+        s.row_count,
+        s.size_pretty,
+        format!("{}/{}", s.indexes_valid, s.indexes_expected),
+        if s.rls_ok { "ok" } else { "DRIFT" },
+        partition_state(s, now).join(", ")
+    );
+}
+
+/// The STATE column: what is worth a glance about a partition.
+fn partition_state(s: &PartitionStats, now: DateTime<Utc>) -> Vec<&'static str> {
+    let mut state = Vec::new();
+    if s.is_default {
+        state.push("default");
+    }
+    if s.detach_pending {
+        state.push("detach pending");
+    }
+    if s.indexes_invalid > 0 {
+        state.push("INVALID index");
+    }
+    if s.range_start.is_some_and(|f| f > now) {
+        state.push("future");
+    }
+    if s.range_start.is_some_and(|f| f <= now) && s.range_end.is_some_and(|t| now < t) {
+        state.push("current");
+    }
+    state
+}
+
+fn coverage_line(out: &mut String, coverage: &Coverage, now: DateTime<Utc>) {
     match coverage.covered_until {
         Some(until) => {
             let _ = writeln!(
@@ -121,5 +140,58 @@ pub fn status_table(
             );
         }
     }
+}
+
+/// The lines under a table's partitions: pending actions, index builds under way, vector
+/// index health, the journal's unfinished and watched entries, the plan's notes.
+pub fn status_details(
+    plan: &Plan,
+    builds: &[BuildProgress],
+    vector: &VectorHealth,
+    journal: &[JournalEntry],
+) -> String {
+    let mut out = String::new();
+    if !plan.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} maintenance action(s) pending: `partwarden maintain --dry-run` shows them",
+            plan.actions.len()
+        );
+    }
+    for b in builds {
+        let _ = writeln!(
+            out,
+            "  index build in progress on {}: {} {}{}",
+            b.partition,
+            b.index.as_deref().unwrap_or("(index)"),
+            b.phase,
+            b.percent.map(|p| format!(", {p}%")).unwrap_or_default()
+        );
+    }
+    if vector.missing + vector.invalid > 0 {
+        let _ = writeln!(
+            out,
+            "  vector indexes: {} partition(s) qualify but have none, {} INVALID",
+            vector.missing, vector.invalid
+        );
+    }
+    for e in journal {
+        let _ = writeln!(out, "  {}", journal_line(e));
+    }
+    for n in &plan.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
     out
+}
+
+fn journal_line(e: &JournalEntry) -> String {
+    let at = sql_literal(e.started_at);
+    match (&e.what, e.state.as_str(), &e.relation) {
+        (_, "retired", Some(r)) => format!("retired (watched): {}.{}", r.schema, r.name),
+        (w, state, _) => format!(
+            "unfinished since {at}: {} {} ({state})",
+            w.kind(),
+            w.object()
+        ),
+    }
 }

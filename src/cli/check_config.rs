@@ -1,0 +1,62 @@
+//! `partwarden check-config`: load and validate a configuration file, print the effective
+//! configuration, and check the tables against the database when one is configured.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use partwarden::config::Config;
+use partwarden::error::Error;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The file to check (default: --config).
+    file: Option<PathBuf>,
+    /// Check the file only; do not connect to check the tables against the database
+    /// (the default when no database URL is configured).
+    #[arg(long)]
+    offline: bool,
+}
+
+/// `global_config` is `--config`, used when no FILE is given.
+pub fn run(args: &Args, global_config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let path = args.file.as_deref().or(global_config);
+    let config = Config::load(path).map_err(Error::from)?;
+    for w in config.warnings() {
+        eprintln!("partwarden: warning: {w}");
+    }
+    println!("{config:#?}");
+    if !args.offline && config.database_url().is_ok() {
+        return check_against_database(&config);
+    }
+    println!("configuration OK");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// With a database URL: the tables must exist with the shape the configuration
+/// describes. A table that does not fit is a configuration error (exit 2, naming the
+/// key); a database that cannot be asked is a runtime error (exit 1).
+fn check_against_database(config: &Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let problems = runtime.block_on(async {
+        let pool = super::pool(config)?;
+        let mut conn = pool.acquire().await.map_err(Error::from).context(
+            "cannot check the tables against the database (use --offline to check the file only)",
+        )?;
+        let problems = partwarden::engine::manager::check_tables(&mut conn, config).await?;
+        anyhow::Ok(problems)
+    })?;
+    for p in &problems {
+        eprintln!("partwarden: error: {p}");
+    }
+    if problems.is_empty() {
+        println!("configuration OK (tables checked against the database)");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(2))
+    }
+}

@@ -1,0 +1,86 @@
+//! `partwarden maintain`: one maintenance run over every configured table (or one), or
+//! its plan.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use partwarden::config::Config;
+use partwarden::engine::manager::{
+    run_maintenance, MaintenanceLock, RunOptions, MAINTENANCE_LOCK_KEY,
+};
+use partwarden::error::Error;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the plan (each action and why) and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only this table (its `name`, or `schema.name`).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// Plan as if it were this instant (RFC 3339): a preview, like --dry-run, unless
+    /// --execute is given too.
+    #[arg(long, value_name = "RFC3339", value_parser = super::parse_instant)]
+    now: Option<DateTime<Utc>>,
+    /// With --now: change the database as if it were that instant (a simulated clock
+    /// expires and creates real partitions; meant for tests and rehearsals).
+    #[arg(long, requires = "now")]
+    execute: bool,
+    /// How long to wait for another run (the daemon's, or a killed run's backend) to
+    /// release the maintenance lock before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_wait)]
+    wait: Duration,
+}
+
+/// `--wait`: a duration, or a bare 0 for "do not wait".
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    partwarden::config::parse_duration(s).or_else(|e| {
+        if s.trim() == "0" {
+            Ok(Duration::ZERO)
+        } else {
+            Err(e)
+        }
+    })
+}
+
+pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    // A simulated clock only previews: executing it would create and expire real
+    // partitions for a time that is not now.
+    let preview_only = args.now.is_some() && !args.execute;
+    if preview_only && !args.dry_run {
+        eprintln!(
+            "partwarden: --now only previews (nothing is changed); add --execute to apply the plan as if it were that instant"
+        );
+    }
+    let opts = RunOptions {
+        now: args.now,
+        dry_run: args.dry_run || preview_only,
+        only_table: args.table,
+        stop: None,
+    };
+    maintain(config, opts, args.wait).await
+}
+
+/// A dry run only reads, so it needs no lock; a real one waits up to `wait` for the
+/// maintenance lock, which the daemon's runs hold too.
+async fn maintain(config: &Config, opts: RunOptions, wait: Duration) -> anyhow::Result<ExitCode> {
+    if let Some(t) = &opts.only_table {
+        config.find_table(t).map_err(Error::from)?;
+    }
+    let pool = super::pool(config)?;
+    let report = if opts.dry_run {
+        let mut conn = pool.acquire().await.map_err(Error::from)?;
+        run_maintenance(&pool, &mut conn, config, &opts).await?
+    } else {
+        let mut lock = MaintenanceLock::acquire_within(&pool, wait)
+            .await?
+            .ok_or(Error::Busy(MAINTENANCE_LOCK_KEY))?;
+        let report = run_maintenance(&pool, lock.conn(), config, &opts).await?;
+        lock.release().await?;
+        report
+    };
+    print!("{}", super::render::run_report(&report));
+    Ok(ExitCode::from(report.exit_code()))
+}

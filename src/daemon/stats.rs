@@ -1,0 +1,153 @@
+//! Statistics: every `stats_interval` (every second while the database is unreachable,
+//! so readiness follows it closely) a catalog snapshot per table refreshes the gauges and
+//! the tables `/status` shows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::shared::{locked, Shared};
+use crate::catalog::{self, TableSnapshot};
+use crate::config::TableConfig;
+use crate::engine::state;
+use crate::plan::health;
+use crate::telemetry::metrics::TableGauges;
+
+/// Refreshes the catalog-derived gauges; every second while the database is down.
+pub(super) async fn stats_loop(
+    shared: Arc<Shared>,
+    pool: PgPool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut state_table_ready = false;
+    loop {
+        let up = refresh_stats(&shared, &pool, &mut state_table_ready).await;
+        let wait = if up {
+            shared.config.schedule.stats_interval
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.refresh.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One refresh of every table; returns whether the database answered. A database error
+/// ends the refresh there (the database is down for every table); an error about one
+/// table (missing, not partitioned…) only clears that table's gauges.
+async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut bool) -> bool {
+    let mut conn = match acquire_for_health(shared, pool).await {
+        Ok(c) => c,
+        Err(e) => {
+            if shared.db_up() {
+                warn!("statistics: {e}");
+            }
+            shared.set_db_up(false);
+            return false;
+        }
+    };
+    let now = Utc::now();
+    for table in &shared.config.tables {
+        if !refresh_table(shared, &mut conn, table, now).await {
+            return false;
+        }
+    }
+    refresh_last_successes(shared, &mut conn, state_table_ready).await;
+    shared.metrics.publish();
+    shared.set_db_up(true);
+    true
+}
+
+/// Reads one table into its gauges and its `/status` entry; false when the database
+/// failed.
+async fn refresh_table(
+    shared: &Shared,
+    conn: &mut PgConnection,
+    table: &TableConfig,
+    now: DateTime<Utc>,
+) -> bool {
+    let label = table.label();
+    match catalog::read_table(conn, table).await {
+        Ok(snap) => {
+            shared
+                .metrics
+                .set_table(&label, TableGauges::from_snapshot(table, &snap, now));
+            let json = table_status(&label, &snap, now);
+            locked(&shared.tables_status).insert(label, json);
+            true
+        }
+        Err(crate::error::Error::Database(e)) => {
+            warn!(table = %label, "statistics: {e}");
+            shared.set_db_up(false);
+            false
+        }
+        Err(e) => {
+            warn!(table = %label, "statistics: {e}");
+            shared.metrics.clear_table(&label);
+            locked(&shared.tables_status).insert(
+                label.clone(),
+                serde_json::json!({ "table": label, "error": e.to_string() }),
+            );
+            true
+        }
+    }
+}
+
+fn table_status(label: &str, snap: &TableSnapshot, now: DateTime<Utc>) -> serde_json::Value {
+    let coverage = health::coverage(snap, now);
+    serde_json::json!({
+        "table": label,
+        "partitions": health::all_stats(snap),
+        "future_partitions": coverage.future_partitions,
+        "covered_until": coverage.covered_until,
+        "estimated_rows": snap.rows_estimate(),
+        "read_at": now,
+    })
+}
+
+/// Last successes recorded by any replica, so a restart or a failover keeps them.
+async fn refresh_last_successes(
+    shared: &Shared,
+    conn: &mut PgConnection,
+    state_table_ready: &mut bool,
+) {
+    if !*state_table_ready {
+        match state::ensure_table(conn).await {
+            Ok(()) => *state_table_ready = true,
+            Err(e) => warn!("state table partwarden_state: {e}"),
+        }
+    }
+    if *state_table_ready {
+        if let Ok(map) = state::last_successes(conn).await {
+            for (table, at) in map {
+                if shared.config.tables.iter().any(|t| t.label() == table) {
+                    shared.metrics.set_last_success(&table, at);
+                }
+            }
+        }
+    }
+}
+
+/// A pooled connection, quickly. While the database is down, each attempt is cut after
+/// a second and the next one starts afresh: sqlx's own retries back off to
+/// acquire_timeout/5 apart, which would delay readiness by seconds after the database
+/// returns.
+async fn acquire_for_health(
+    shared: &Shared,
+    pool: &PgPool,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, String> {
+    if shared.db_up() {
+        return pool.acquire().await.map_err(|e| e.to_string());
+    }
+    match tokio::time::timeout(Duration::from_secs(1), pool.acquire()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no connection within 1s".into()),
+    }
+}
