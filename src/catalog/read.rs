@@ -227,100 +227,15 @@ pub async fn read_rls(
 }
 
 fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Error> {
-    let label = table.label();
-    // The database does not have the table the configuration describes: a configuration
-    // error naming the key (exit 2), not a runtime failure.
-    let mismatch = |key: &str, message: String| Error::Policy {
-        key: table.key(key),
-        message: format!("{label} {message}"),
-    };
-    let fail = |message: String| mismatch("name", message);
-    if raw.relkind != "p" {
-        return Err(fail(
-            "is not a partitioned table (create it with PARTITION BY RANGE)".into(),
-        ));
-    }
-    if raw.strategy.as_deref() != Some("r") {
-        return Err(fail(format!(
-            "is partitioned by {} but partwarden manages range partitions",
-            match raw.strategy.as_deref() {
-                Some("l") => "list",
-                Some("h") => "hash",
-                _ => "an unknown strategy",
-            }
-        )));
-    }
-    let key_columns: Vec<Option<String>> = raw.key_columns.unwrap_or_default();
-    let key_types = raw.key_types.unwrap_or_default();
-    let want = table.column.as_str();
-    if key_columns.len() != 1 || key_columns[0].as_deref() != Some(want) {
-        let have: Vec<String> = key_columns
-            .iter()
-            .map(|c| c.clone().unwrap_or_else(|| "(expression)".into()))
-            .collect();
-        return Err(mismatch(
-            "column",
-            format!(
-                "is not partitioned by column {want:?}: its partition key is ({})",
-                have.join(", ")
-            ),
-        ));
-    }
-    let key_type = key_types.first().cloned().unwrap_or_default();
-    if key_type != "timestamp with time zone" {
-        return Err(mismatch(
-            "column",
-            format!(
-                "has partition key {want} of type {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
-            ),
-        ));
-    }
-
-    let mut partitions = Vec::new();
-    let mut default_partition = None;
-    for p in raw.partitions.unwrap_or_default() {
-        let is_default = Some(p.oid) == raw.default_oid || p.bound == "DEFAULT";
-        let bounds = if is_default {
-            None
-        } else {
-            parse_range_bound(&p.bound)
-        };
-        let part = Partition {
-            oid: p.oid,
-            schema: p.schema,
-            name: p.name,
-            bound_expr: p.bound,
-            bounds,
-            is_default,
-            detach_pending: p.detach_pending,
-            rows_estimate: p.reltuples,
-            total_bytes: p.total_bytes,
-            index_bytes: p.index_bytes,
-            size_pretty: p.size_pretty,
-            rls_enabled: p.rls_enabled,
-            rls_forced: p.rls_forced,
-            policies: p.policies.unwrap_or_default(),
-            indexes: p.indexes.unwrap_or_default(),
-        };
-        let _ = p.relkind;
-        if is_default {
-            default_partition = Some(part);
-        } else {
-            partitions.push(part);
-        }
-    }
-    partitions.sort_by(|a, b| {
-        a.bounds
-            .map(|x| x.from)
-            .cmp(&b.bounds.map(|x| x.from))
-            .then(a.name.cmp(&b.name))
-    });
-
+    check_range_partitioned(table, &raw)?;
+    let key_type = check_key(table, &raw)?;
+    let (partitions, default_partition) =
+        into_partitions(raw.partitions.unwrap_or_default(), raw.default_oid);
     Ok(TableSnapshot {
         schema: table.schema.to_string(),
         name: table.name.to_string(),
         oid: raw.oid,
-        key_column: want.to_string(),
+        key_column: table.column.as_str().to_string(),
         key_type,
         columns: raw.columns,
         rls_enabled: raw.rls_enabled,
@@ -332,6 +247,125 @@ fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Er
         in_recovery: raw.in_recovery,
         journal: Vec::new(),
     })
+}
+
+/// The database does not have the table the configuration describes: a configuration
+/// error naming the key (exit 2), not a runtime failure.
+fn mismatch(table: &TableConfig, key: &str, message: String) -> Error {
+    Error::Policy {
+        key: table.key(key),
+        message: format!("{} {message}", table.label()),
+    }
+}
+
+fn check_range_partitioned(table: &TableConfig, raw: &RawTable) -> Result<(), Error> {
+    if raw.relkind != "p" {
+        return Err(mismatch(
+            table,
+            "name",
+            "is not a partitioned table (create it with PARTITION BY RANGE)".into(),
+        ));
+    }
+    if raw.strategy.as_deref() != Some("r") {
+        return Err(mismatch(
+            table,
+            "name",
+            format!(
+                "is partitioned by {} but partwarden manages range partitions",
+                match raw.strategy.as_deref() {
+                    Some("l") => "list",
+                    Some("h") => "hash",
+                    _ => "an unknown strategy",
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The partition key must be the configured column alone, of type `timestamptz`; returns
+/// the type's name.
+fn check_key(table: &TableConfig, raw: &RawTable) -> Result<String, Error> {
+    let key_columns: &[Option<String>] = raw.key_columns.as_deref().unwrap_or_default();
+    let want = table.column.as_str();
+    if key_columns.len() != 1 || key_columns[0].as_deref() != Some(want) {
+        let have: Vec<String> = key_columns
+            .iter()
+            .map(|c| c.clone().unwrap_or_else(|| "(expression)".into()))
+            .collect();
+        return Err(mismatch(
+            table,
+            "column",
+            format!(
+                "is not partitioned by column {want:?}: its partition key is ({})",
+                have.join(", ")
+            ),
+        ));
+    }
+    let key_types: &[String] = raw.key_types.as_deref().unwrap_or_default();
+    let key_type = key_types.first().cloned().unwrap_or_default();
+    if key_type != "timestamp with time zone" {
+        return Err(mismatch(
+            table,
+            "column",
+            format!(
+                "has partition key {want} of type {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
+            ),
+        ));
+    }
+    Ok(key_type)
+}
+
+/// The range partitions ordered by lower bound (then name), and the default partition.
+fn into_partitions(
+    raw: Vec<RawPartition>,
+    default_oid: Option<i64>,
+) -> (Vec<Partition>, Option<Partition>) {
+    let mut partitions = Vec::new();
+    let mut default_partition = None;
+    for p in raw {
+        let part = into_partition(p, default_oid);
+        if part.is_default {
+            default_partition = Some(part);
+        } else {
+            partitions.push(part);
+        }
+    }
+    partitions.sort_by(|a, b| {
+        a.bounds
+            .map(|x| x.from)
+            .cmp(&b.bounds.map(|x| x.from))
+            .then(a.name.cmp(&b.name))
+    });
+    (partitions, default_partition)
+}
+
+fn into_partition(p: RawPartition, default_oid: Option<i64>) -> Partition {
+    let is_default = Some(p.oid) == default_oid || p.bound == "DEFAULT";
+    let bounds = if is_default {
+        None
+    } else {
+        parse_range_bound(&p.bound)
+    };
+    let part = Partition {
+        oid: p.oid,
+        schema: p.schema,
+        name: p.name,
+        bound_expr: p.bound,
+        bounds,
+        is_default,
+        detach_pending: p.detach_pending,
+        rows_estimate: p.reltuples,
+        total_bytes: p.total_bytes,
+        index_bytes: p.index_bytes,
+        size_pretty: p.size_pretty,
+        rls_enabled: p.rls_enabled,
+        rls_forced: p.rls_forced,
+        policies: p.policies.unwrap_or_default(),
+        indexes: p.indexes.unwrap_or_default(),
+    };
+    let _ = p.relkind;
+    part
 }
 
 /// Parses `FOR VALUES FROM ('…') TO ('…')` of a single-column `timestamptz` range

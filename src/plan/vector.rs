@@ -2,6 +2,8 @@
 //! catalog says about the ones that exist. (DESIGN.md §5: an ivfflat index is trained on
 //! the rows present when it is built, so one built on an empty partition finds little.)
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -149,109 +151,98 @@ pub fn index_name(partition: &str, policy: &VectorIndexPolicy, generation: u32) 
 pub fn plan(
     policy: &VectorIndexPolicy,
     partitions: &[&Partition],
-    journaled: &std::collections::HashMap<String, String>,
+    journaled: &HashMap<String, String>,
     now: DateTime<Utc>,
     actions: &mut Vec<PlannedAction>,
     notes: &mut Vec<String>,
 ) {
     for p in partitions.iter().filter(|p| !p.is_default) {
-        let rows = p.rows();
-        let closed = p.bounds.is_some_and(|b| b.to <= now);
+        let target = Target {
+            policy,
+            p,
+            rows: p.rows(),
+            closed: p.bounds.is_some_and(|b| b.to <= now),
+        };
         let indexes: Vec<&PartitionIndex> = vector_indexes(p, policy).collect();
-        for i in indexes.iter().filter(|i| !i.valid) {
-            actions.push(PlannedAction {
-                action: Action::DropIndex { partition: p.name.clone(), index: i.name.clone() },
-                reason: format!(
-                    "vector index {} is INVALID (a failed or cancelled CREATE INDEX CONCURRENTLY): queries ignore it",
-                    i.name
-                ),
-            });
-        }
-        let mut valid: Vec<(&PartitionIndex, Option<BuildRecord>)> = indexes
-            .iter()
-            .filter(|i| i.valid)
-            .map(|i| {
-                let comment = i
-                    .comment
-                    .as_deref()
-                    .or(journaled.get(&i.name).map(String::as_str));
-                (*i, comment.and_then(BuildRecord::parse))
-            })
-            .collect();
-        // Newest partwarden generation first; indexes partwarden did not build last.
-        valid.sort_by_key(|(_, r)| std::cmp::Reverse(r.map(|r| r.generation)));
+        actions.extend(drop_invalid(p, &indexes));
+        let valid = with_records(&indexes, journaled);
+        target.plan(&valid, actions, notes);
+    }
+}
+
+/// INVALID vector indexes are dropped; a valid one is then built in their place if the
+/// partition qualifies.
+fn drop_invalid(p: &Partition, indexes: &[&PartitionIndex]) -> Vec<PlannedAction> {
+    indexes
+        .iter()
+        .filter(|i| !i.valid)
+        .map(|i| PlannedAction {
+            action: Action::DropIndex { partition: p.name.clone(), index: i.name.clone() },
+            reason: format!(
+                "vector index {} is INVALID (a failed or cancelled CREATE INDEX CONCURRENTLY): queries ignore it",
+                i.name
+            ),
+        })
+        .collect()
+}
+
+/// The valid indexes with their build records (from the comment, else from the journal),
+/// newest partwarden generation first and indexes partwarden did not build last.
+fn with_records<'a>(
+    indexes: &[&'a PartitionIndex],
+    journaled: &HashMap<String, String>,
+) -> Vec<(&'a PartitionIndex, Option<BuildRecord>)> {
+    let mut valid: Vec<(&PartitionIndex, Option<BuildRecord>)> = indexes
+        .iter()
+        .filter(|i| i.valid)
+        .map(|i| {
+            let comment = i
+                .comment
+                .as_deref()
+                .or(journaled.get(&i.name).map(String::as_str));
+            (*i, comment.and_then(BuildRecord::parse))
+        })
+        .collect();
+    valid.sort_by_key(|(_, r)| std::cmp::Reverse(r.map(|r| r.generation)));
+    valid
+}
+
+/// One partition as the vector rules judge it.
+struct Target<'a> {
+    policy: &'a VectorIndexPolicy,
+    p: &'a Partition,
+    rows: u64,
+    /// The partition's interval has ended.
+    closed: bool,
+}
+
+impl Target<'_> {
+    /// The newest valid index decides: none yet (build one), one partwarden did not build
+    /// (left alone), or one whose build record calls for a rebuild. Older generations
+    /// partwarden built are dropped.
+    fn plan(
+        &self,
+        valid: &[(&PartitionIndex, Option<BuildRecord>)],
+        actions: &mut Vec<PlannedAction>,
+        notes: &mut Vec<String>,
+    ) {
         let max_gen = valid
             .iter()
             .filter_map(|(_, r)| r.map(|r| r.generation))
             .max()
             .unwrap_or(0);
-        let build = |generation: u32, replaces: Option<String>, reason: String| PlannedAction {
-            action: Action::BuildVectorIndex {
-                partition: p.name.clone(),
-                index: index_name(&p.name, policy, generation),
-                method: policy.method,
-                lists: (policy.method == VectorMethod::Ivfflat).then(|| lists_for(policy, rows)),
-                rows,
-                closed,
-                generation,
-                replaces,
-            },
-            reason,
-        };
         match valid.first() {
-            None if qualifies(p, policy) => {
-                let how = match policy.method {
-                    VectorMethod::Ivfflat => {
-                        format!(
-                            "ivfflat lists = {} from {rows} rows",
-                            lists_for(policy, rows)
-                        )
-                    }
-                    VectorMethod::Hnsw => format!(
-                        "hnsw m = {}, ef_construction = {}",
-                        policy.m, policy.ef_construction
-                    ),
-                };
-                actions.push(build(
-                    max_gen + 1,
-                    None,
-                    format!(
-                        "{rows} rows ≥ min_rows {} and no valid vector index; {how}",
-                        policy.min_rows
-                    ),
-                ));
+            None if qualifies(self.p, self.policy) => {
+                actions.push(self.build(max_gen + 1, None, self.first_build_reason()));
             }
             None => {}
             Some((current, None)) => notes.push(format!(
                 "{}: vector index {} was not built by partwarden; it is left alone",
-                p.name, current.name
+                self.p.name, current.name
             )),
             Some((current, Some(rec))) => {
-                let why = if rec.method != policy.method {
-                    Some(format!(
-                        "the policy's method is now {}, the index is {}",
-                        policy.method.as_str(),
-                        rec.method.as_str()
-                    ))
-                } else if policy.method == VectorMethod::Ivfflat
-                    && rec.rows > 0
-                    && rows as f64 >= rec.rows as f64 * policy.rebuild_growth_factor
-                {
-                    Some(format!(
-                        "grew from {} to {rows} rows since its ivfflat index was built (≥ {}×): its lists and centroids no longer fit",
-                        rec.rows, policy.rebuild_growth_factor
-                    ))
-                } else if policy.method == VectorMethod::Ivfflat
-                    && policy.rebuild_on_close
-                    && closed
-                    && !rec.closed
-                {
-                    Some("its interval has ended: one last rebuild trains the ivfflat index on the final data".to_string())
-                } else {
-                    None
-                };
-                if let Some(why) = why {
-                    actions.push(build(
+                if let Some(why) = self.rebuild_reason(rec) {
+                    actions.push(self.build(
                         rec.generation.max(max_gen) + 1,
                         Some(current.name.clone()),
                         why,
@@ -260,7 +251,7 @@ pub fn plan(
                 for (old, _) in valid.iter().skip(1).filter(|(_, r)| r.is_some()) {
                     actions.push(PlannedAction {
                         action: Action::DropIndex {
-                            partition: p.name.clone(),
+                            partition: self.p.name.clone(),
                             index: old.name.clone(),
                         },
                         reason: format!("superseded by {}", current.name),
@@ -268,6 +259,86 @@ pub fn plan(
                 }
             }
         }
+    }
+
+    fn build(&self, generation: u32, replaces: Option<String>, reason: String) -> PlannedAction {
+        let policy = self.policy;
+        PlannedAction {
+            action: Action::BuildVectorIndex {
+                partition: self.p.name.clone(),
+                index: index_name(&self.p.name, policy, generation),
+                method: policy.method,
+                lists: (policy.method == VectorMethod::Ivfflat)
+                    .then(|| lists_for(policy, self.rows)),
+                rows: self.rows,
+                closed: self.closed,
+                generation,
+                replaces,
+            },
+            reason,
+        }
+    }
+
+    fn first_build_reason(&self) -> String {
+        let (policy, rows) = (self.policy, self.rows);
+        let how = match policy.method {
+            VectorMethod::Ivfflat => {
+                format!(
+                    "ivfflat lists = {} from {rows} rows",
+                    lists_for(policy, rows)
+                )
+            }
+            VectorMethod::Hnsw => format!(
+                "hnsw m = {}, ef_construction = {}",
+                policy.m, policy.ef_construction
+            ),
+        };
+        format!(
+            "{rows} rows ≥ min_rows {} and no valid vector index; {how}",
+            policy.min_rows
+        )
+    }
+
+    /// Why the index `rec` describes is rebuilt, if it is: the policy's method changed, an
+    /// ivfflat index's partition grew by `rebuild_growth_factor`, or its interval ended
+    /// since the build (once, with `rebuild_on_close`).
+    fn rebuild_reason(&self, rec: &BuildRecord) -> Option<String> {
+        let (policy, rows) = (self.policy, self.rows);
+        if rec.method != policy.method {
+            Some(format!(
+                "the policy's method is now {}, the index is {}",
+                policy.method.as_str(),
+                rec.method.as_str()
+            ))
+        } else if policy.method == VectorMethod::Ivfflat
+            && rec.rows > 0
+            && rows as f64 >= rec.rows as f64 * policy.rebuild_growth_factor
+        {
+            Some(format!(
+                "grew from {} to {rows} rows since its ivfflat index was built (≥ {}×): its lists and centroids no longer fit",
+                rec.rows, policy.rebuild_growth_factor
+            ))
+        } else if policy.method == VectorMethod::Ivfflat
+            && policy.rebuild_on_close
+            && self.closed
+            && !rec.closed
+        {
+            Some("its interval has ended: one last rebuild trains the ivfflat index on the final data".to_string())
+        } else {
+            None
+        }
+    }
+}
+
+/// A parent-level ivfflat index is worth a warning: every new partition inherits it
+/// empty, so it is trained on nothing.
+pub(super) fn parent_index_warnings(snapshot: &TableSnapshot, notes: &mut Vec<String>) {
+    for pi in snapshot.parent_indexes.iter().filter(|i| i.am == "ivfflat") {
+        notes.push(format!(
+            "WARNING: parent-level ivfflat index {}: it cascades untrained to every new, empty partition \
+             (low recall); drop it and let partwarden build one per partition",
+            pi.name
+        ));
     }
 }
 
