@@ -295,10 +295,6 @@ impl Metrics {
         });
     }
 
-    pub fn table(&self, table: &str) -> Option<TableGauges> {
-        self.catalog(|c| c.gauges.get(table).cloned())
-    }
-
     /// Makes the run counters of `table` exist at 0 (so rate() and alerts see them).
     pub fn register_table(&self, table: &str) {
         self.with_live(|| {
