@@ -6,6 +6,9 @@
 //! shows as `events`. They are still always quoted when spliced into SQL ([`Ident::quoted`]),
 //! and names read back from the catalog go through [`quote_ident`]. Values are never
 //! spliced: they are bound parameters.
+//!
+//! Hand-written: these are PostgreSQL's own rules (quoting, NAMEDATALEN), which no
+//! crate in use exposes; sqlx quotes nothing.
 
 use std::borrow::Borrow;
 use std::fmt;

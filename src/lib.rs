@@ -2,9 +2,11 @@
 //! partitions, expires old ones by a retention policy, keeps every partition's indexes and
 //! row-level security in line with the parent's, and reports it all as metrics.
 //!
-//! The shape: [`config`] (validated) and a [`catalog`] snapshot go into the pure
-//! [`plan`]ner, whose [`plan::Plan`] of actions the [`apply`] executor runs online.
-//! [`PartitionManager`] is the API the CLI and the daemon are thin layers over.
+//! The stages, each using only those before it: [`config`] (validated) and a [`catalog`]
+//! snapshot go into the pure [`plan`]ner, whose [`plan::Plan`] of actions the [`apply`]
+//! executor runs online. [`engine`] ([`PartitionManager`], a run over all tables) is the API
+//! the CLI and the [`daemon`] are thin layers over; [`telemetry`] is the daemon's metrics
+//! and HTTP. [`calendar`] (bounds arithmetic) and [`ident`] (identifiers) are shared by all.
 pub mod apply;
 mod backoff;
 pub mod calendar;

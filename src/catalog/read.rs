@@ -371,7 +371,8 @@ fn into_partition(p: RawPartition, default_oid: Option<i64>) -> Partition {
 /// Parses `FOR VALUES FROM ('…') TO ('…')` of a single-column `timestamptz` range
 /// partition. Values carry their UTC offset in whatever time zone the session had
 /// (`+00`, `-05`, `+05:30`, `+13:45`), so the result is exact. `None` for MINVALUE or
-/// MAXVALUE, or anything else that is not a pair of timestamps.
+/// MAXVALUE, or anything else that is not a pair of timestamps. Hand-written: the text is
+/// `pg_get_expr`'s, a format of PostgreSQL's, not a general grammar a parser crate covers.
 pub fn parse_range_bound(expr: &str) -> Option<PartitionBounds> {
     let rest = expr.trim().strip_prefix("FOR VALUES FROM (")?;
     let (from, rest) = rest.split_once(") TO (")?;

@@ -105,6 +105,8 @@ impl FromStr for ListsSetting {
 
 /// Parse a duration string: a whole number, an optional space, and a unit among `ms`,
 /// `s`/`sec`/`seconds`, `m`/`min`/`minutes`, `h`/`hour(s)`, `d`/`day(s)`.
+/// Hand-written: it is partwarden's config syntax, with messages that name the mistake
+/// (humantime-style crates accept fractions and compound forms PostgreSQL GUCs do not).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let examples = "such as \"500ms\", \"2s\", \"5min\", \"1h\" or \"1d\"";
