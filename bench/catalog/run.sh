@@ -135,7 +135,7 @@ sed -e 's/^interval = "month"$/interval = "day"/' \
 grep -q '^interval = "day"$' "$CONFIG" && grep -q "^premake = $AHEAD\$" "$CONFIG" \
     && grep -q "^retention = \"$RETENTION_DAYS days\"\$" "$CONFIG" \
     || { echo "could not set interval/premake/retention in $CONFIG" >&2; exit 1; }
-DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config "$CONFIG" >/dev/null
+DATABASE_URL=postgres://unused@127.0.0.1/unused "$BIN" check-config --offline "$CONFIG" >/dev/null
 put config "interval day, premake $AHEAD, retention $RETENTION_DAYS days, otherwise config/partwarden.toml"
 
 # --- the database ----------------------------------------------------------------------
