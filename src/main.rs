@@ -49,6 +49,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run) {
+        // Before the runtime's threads exist (see the module's note).
+        partwarden::daemon::use_one_allocator_arena();
+    }
     partwarden::fault::setup();
     match real_main(cli) {
         Ok(code) => code,

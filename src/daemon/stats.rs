@@ -26,6 +26,7 @@ pub(super) async fn stats_loop(
     let mut state_table_ready = false;
     loop {
         let up = refresh_stats(&shared, &pool, &mut state_table_ready).await;
+        super::memory::release_freed();
         let wait = if up {
             shared.config.schedule.stats_interval
         } else {
