@@ -6,6 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use sqlx::{Connection, Executor, PgConnection};
+
 use support::cli::partwarden_at;
 use support::cluster::PrivateCluster;
 use support::daemon::{free_port, wait_for, Daemon};
@@ -73,15 +75,12 @@ async fn a_wrong_password_is_logged_and_served_at_once_and_the_password_never_sh
     assert!(!run.out.contains(PASSWORD), "password shown: {}", run.out);
 
     // Once the password is right, the reason goes and the daemon says it is back.
-    let mut su = <sqlx::PgConnection as sqlx::Connection>::connect(&pg.url("postgres", "postgres"))
+    let mut su = PgConnection::connect(&pg.url("postgres", "postgres"))
         .await
         .unwrap();
-    sqlx::Executor::execute(
-        &mut su,
-        format!("ALTER ROLE pw_login PASSWORD '{PASSWORD}'").as_str(),
-    )
-    .await
-    .unwrap();
+    su.execute(format!("ALTER ROLE pw_login PASSWORD '{PASSWORD}'").as_str())
+        .await
+        .unwrap();
     wait_for(Duration::from_secs(10), "readyz 200", || {
         d.get("/readyz")
             .filter(|(c, b)| *c == 200 && b == "ready\n")
