@@ -9,6 +9,11 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// No connection could be opened: where to (host:port or the socket, never the
+    /// password) and the server's or the network's own reason, which a pool would hide
+    /// behind "pool timed out".
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database is not shaped the way the configuration says (not partitioned, wrong

@@ -43,10 +43,10 @@ fn check_against_database(config: &Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the tokio runtime")?;
     let problems = runtime.block_on(async {
-        let pool = super::pool(config)?;
-        let mut conn = pool.acquire().await.map_err(Error::from).context(
-            "cannot check the tables against the database (use --offline to check the file only)",
-        )?;
+        const OFFLINE: &str =
+            "cannot check the tables against the database (use --offline to check the file only)";
+        let pool = super::pool(config).await.context(OFFLINE)?;
+        let mut conn = pool.acquire().await.map_err(Error::from).context(OFFLINE)?;
         let problems = partwarden::engine::manager::check_tables(&mut conn, config).await?;
         anyhow::Ok(problems)
     })?;

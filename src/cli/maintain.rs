@@ -69,7 +69,7 @@ async fn maintain(config: &Config, opts: RunOptions, wait: Duration) -> anyhow::
     if let Some(t) = &opts.only_table {
         config.find_table(t).map_err(Error::from)?;
     }
-    let pool = super::pool(config)?;
+    let pool = super::pool(config).await?;
     let report = if opts.dry_run {
         let mut conn = pool.acquire().await.map_err(Error::from)?;
         run_maintenance(&pool, &mut conn, config, &opts).await?

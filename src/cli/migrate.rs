@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use partwarden::config::Config;
 
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    let pool = super::pool(config)?;
+    let pool = super::pool(config).await?;
     let applied = partwarden::engine::migrate::run(&pool).await?;
     if applied.is_empty() {
         println!("migrations: up to date");

@@ -13,14 +13,15 @@ use chrono::{DateTime, Utc};
 use partwarden::config::Config;
 use partwarden::error::Error;
 
-/// The pool of the configured database (connections open on first use).
-pub fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+/// The pool of the configured database, once the server has answered: a database that
+/// cannot be reached fails here at once, naming host:port and the cause.
+pub async fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     let url = config.database_url().map_err(Error::from)?;
-    Ok(partwarden::engine::db::pool(
+    Ok(partwarden::engine::db::checked_pool(
         url.expose(),
         &partwarden::engine::db::SessionSettings::from(&config.database),
     )
-    .map_err(Error::from)?)
+    .await?)
 }
 
 /// `--now`: an RFC 3339 instant.

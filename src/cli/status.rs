@@ -29,7 +29,7 @@ pub struct Args {
 /// Exit 1 when any table could not be read; the others are shown all the same.
 pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let now = args.now.unwrap_or_else(Utc::now);
-    let pool = super::pool(config)?;
+    let pool = super::pool(config).await?;
     let mut conn = pool.acquire().await.map_err(Error::from)?;
     let mut ok = true;
     let mut tables = Vec::new();

@@ -27,10 +27,14 @@ pub(super) async fn heartbeat_loop(
             sqlx::query("SELECT 1").execute(&mut *conn).await
         })
         .await;
-        if !matches!(ok, Ok(Ok(_))) {
-            // The statistics loop takes over from here, polling every second.
-            shared.set_db_up(false);
-            shared.refresh.notify_one();
-        }
+        let failed = match ok {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => format!("heartbeat: {e}"),
+            Err(_) => "heartbeat: no answer to SELECT 1 within 2s".to_string(),
+        };
+        // The statistics loop takes over from here, polling every second; its direct
+        // connection says why the database cannot be reached.
+        shared.set_db_down(failed);
+        shared.refresh.notify_one();
     }
 }

@@ -4,11 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::apply::StopFlag;
+use crate::backoff::nth_delay;
 use crate::config::Config;
 use crate::engine::manager::TableRun;
 use crate::telemetry::http::Endpoints;
@@ -19,6 +22,8 @@ pub(super) struct Shared {
     pub(super) config: Config,
     pub(super) metrics: Metrics,
     pub(super) db_up: AtomicBool,
+    /// Why the database is unreachable, while it is.
+    pub(super) outage: Mutex<Outage>,
     pub(super) leader: AtomicBool,
     pub(super) running: AtomicBool,
     pub(super) stop: StopFlag,
@@ -46,6 +51,7 @@ impl Shared {
             config,
             metrics,
             db_up: AtomicBool::new(false),
+            outage: Mutex::new(Outage::default()),
             leader: AtomicBool::new(false),
             running: AtomicBool::new(false),
             stop: Arc::new(AtomicBool::new(false)),
@@ -60,15 +66,27 @@ impl Shared {
         self.db_up.load(Ordering::Relaxed)
     }
 
-    pub(super) fn set_db_up(&self, up: bool) {
-        if self.db_up.swap(up, Ordering::Relaxed) != up {
-            if up {
-                info!("database reachable");
-            } else {
-                warn!("database unreachable");
-            }
+    pub(super) fn set_db_up(&self) {
+        *locked(&self.outage) = Outage::default();
+        if !self.db_up.swap(true, Ordering::Relaxed) {
+            info!("database reachable");
         }
-        self.metrics.set_database_up(up);
+        self.metrics.set_database_up(true);
+    }
+
+    /// The database did not answer, for `reason` (the server's or the network's words,
+    /// never the password).
+    pub(super) fn set_db_down(&self, reason: String) {
+        self.db_up.store(false, Ordering::Relaxed);
+        self.metrics.set_database_up(false);
+        let mut outage = locked(&self.outage);
+        match outage.record(&reason, Instant::now(), Utc::now()) {
+            Some(Logged::First) => warn!("database unreachable: {reason}"),
+            Some(Logged::Again { for_secs }) => {
+                warn!("database still unreachable ({for_secs}s): {reason}")
+            }
+            None => {}
+        }
     }
 
     pub(super) fn set_leader(&self, leader: bool) {
@@ -94,23 +112,117 @@ impl Endpoints for Shared {
 
     fn ready(&self) -> Result<(), String> {
         if self.db_up() {
-            Ok(())
-        } else {
-            Err("database unreachable".into())
+            return Ok(());
+        }
+        match &locked(&self.outage).reason {
+            Some(reason) => Err(format!("database unreachable: {reason}")),
+            None => Err("database unreachable".into()),
         }
     }
 
     fn status_json(&self) -> String {
         let runs = locked(&self.last_runs).clone();
         let tables = locked(&self.tables_status).clone();
+        let up = self.db_up();
+        let (error, since) = {
+            let o = locked(&self.outage);
+            (o.reason.clone(), o.since)
+        };
         let doc = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "database_up": self.db_up(),
+            "database_up": up,
+            "database": { "up": up, "error": error, "unreachable_since": since },
             "leader": self.leader.load(Ordering::Relaxed),
             "maintenance_running": self.running.load(Ordering::Relaxed),
             "last_runs": runs,
             "tables": tables,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// The first repeat of an unchanged reason is logged after 5–10 s, then at doubling
+/// intervals up to 5–10 min: a daemon left pointing at a wrong address says why within
+/// seconds without writing a line every second for days.
+const LOG_FIRST: Duration = Duration::from_secs(5);
+const LOG_CAP: Duration = Duration::from_secs(5 * 60);
+
+/// Why the database cannot be reached, and when that was last logged.
+#[derive(Debug, Default)]
+pub(super) struct Outage {
+    reason: Option<String>,
+    /// When the first reason of this outage was recorded.
+    since: Option<DateTime<Utc>>,
+    /// How often the current reason was logged again.
+    repeats: u32,
+    next_log: Option<Instant>,
+}
+
+/// What [`Outage::record`] decided to log.
+#[derive(Debug, PartialEq)]
+enum Logged {
+    /// A new reason (the first, or a different one).
+    First,
+    /// The same reason, whose backoff is up.
+    Again { for_secs: i64 },
+}
+
+impl Outage {
+    /// Records one failed attempt; says whether (and how) to log it.
+    fn record(&mut self, reason: &str, now: Instant, wall: DateTime<Utc>) -> Option<Logged> {
+        let since = *self.since.get_or_insert(wall);
+        if self.reason.as_deref() != Some(reason) {
+            self.reason = Some(reason.to_string());
+            self.repeats = 0;
+            self.next_log = Some(now + nth_delay(LOG_FIRST, LOG_CAP, 1));
+            return Some(Logged::First);
+        }
+        if self.next_log.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.repeats += 1;
+        self.next_log = Some(now + nth_delay(LOG_FIRST, LOG_CAP, self.repeats + 1));
+        Some(Logged::Again {
+            for_secs: (wall - since).num_seconds(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_logged_at_once_when_new_or_changed_then_only_with_backoff() {
+        let (t0, w0) = (Instant::now(), Utc::now());
+        let at = |s: u64| {
+            (
+                t0 + Duration::from_secs(s),
+                w0 + chrono::Duration::seconds(s as i64),
+            )
+        };
+        let mut o = Outage::default();
+        let refused = "cannot connect to 127.0.0.1:1: Connection refused";
+        let (t, w) = at(0);
+        assert_eq!(o.record(refused, t, w), Some(Logged::First));
+        // Every second for the next 4 s: within the first backoff (5–10 s).
+        for s in 1..5 {
+            let (t, w) = at(s);
+            assert_eq!(o.record(refused, t, w), None, "second {s}");
+        }
+        let (t, w) = at(10);
+        assert_eq!(
+            o.record(refused, t, w),
+            Some(Logged::Again { for_secs: 10 })
+        );
+        // The second repeat waits 10–20 s.
+        let (t, w) = at(19);
+        assert_eq!(o.record(refused, t, w), None);
+        // A different reason is news: logged at once, and its backoff starts over.
+        let (t, w) = at(20);
+        assert_eq!(o.record("auth failed", t, w), Some(Logged::First));
+        let (t, w) = at(21);
+        assert_eq!(o.record("auth failed", t, w), None);
+        assert_eq!(o.since, Some(w0), "the outage began at the first reason");
     }
 }

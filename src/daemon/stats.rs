@@ -1,6 +1,8 @@
-//! Statistics: every `stats_interval` (every second while the database is unreachable,
-//! so readiness follows it closely) a catalog snapshot per table refreshes the gauges and
-//! the tables `/status` shows.
+//! Statistics: every `stats_interval` (a second after each failed attempt while the
+//! database is unreachable, so readiness follows it closely) a catalog snapshot per table
+//! refreshes the gauges and the tables `/status` shows. While the database is unreachable
+//! each attempt is a direct connection, whose error is the reason `/readyz`, `/status` and
+//! the log give.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use tracing::warn;
 use super::shared::{locked, Shared};
 use crate::catalog::{self, TableSnapshot};
 use crate::config::TableConfig;
-use crate::engine::state;
+use crate::engine::{db, state};
 use crate::plan::health;
 use crate::telemetry::metrics::TableGauges;
 
@@ -46,11 +48,8 @@ pub(super) async fn stats_loop(
 async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut bool) -> bool {
     let mut conn = match acquire_for_health(shared, pool).await {
         Ok(c) => c,
-        Err(e) => {
-            if shared.db_up() {
-                warn!("statistics: {e}");
-            }
-            shared.set_db_up(false);
+        Err(reason) => {
+            shared.set_db_down(reason);
             return false;
         }
     };
@@ -62,7 +61,7 @@ async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut b
     }
     refresh_last_successes(shared, &mut conn, state_table_ready).await;
     shared.metrics.publish();
-    shared.set_db_up(true);
+    shared.set_db_up();
     true
 }
 
@@ -85,8 +84,7 @@ async fn refresh_table(
             true
         }
         Err(crate::error::Error::Database(e)) => {
-            warn!(table = %label, "statistics: {e}");
-            shared.set_db_up(false);
+            shared.set_db_down(format!("statistics of {label}: {e}"));
             false
         }
         Err(e) => {
@@ -136,19 +134,22 @@ async fn refresh_last_successes(
     }
 }
 
-/// A pooled connection, quickly. While the database is down, each attempt is cut after
-/// a second and the next one starts afresh: sqlx's own retries back off to
-/// acquire_timeout/5 apart, which would delay readiness by seconds after the database
-/// returns.
+/// A pooled connection. While the database is not known to be up, a direct connection
+/// comes first: the pool would retry a refused connection for `connect_timeout` and then
+/// say only "pool timed out", where the direct one fails at once and says why (wrong
+/// password, connection refused, unknown host). Once it got in, so does the pool.
 async fn acquire_for_health(
     shared: &Shared,
     pool: &PgPool,
 ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, String> {
-    if shared.db_up() {
-        return pool.acquire().await.map_err(|e| e.to_string());
+    if !shared.db_up() {
+        let timeout = shared.config.database.connect_timeout;
+        let probe = db::connect_once(&pool.connect_options(), timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = sqlx::Connection::close(probe).await;
     }
-    match tokio::time::timeout(Duration::from_secs(1), pool.acquire()).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("no connection within 1s".into()),
-    }
+    pool.acquire()
+        .await
+        .map_err(|e| format!("{}: {e}", db::target(&pool.connect_options())))
 }

@@ -196,6 +196,40 @@ impl PrivateCluster {
         c
     }
 
+    /// A login role `role` with `password` and a database `db` it owns, the role
+    /// admitted over loopback only with that password (SCRAM), everyone else still by
+    /// trust. Returns once the server enforces it.
+    pub async fn require_password(&self, role: &str, password: &str, db: &str) {
+        use sqlx::{Connection, Executor};
+        let mut su = sqlx::PgConnection::connect(&self.url("postgres", "postgres"))
+            .await
+            .unwrap();
+        su.execute(format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'").as_str())
+            .await
+            .unwrap();
+        su.execute(format!("CREATE DATABASE {db} OWNER {role}").as_str())
+            .await
+            .unwrap();
+        // pg_hba.conf is read top down: this line must come before the trust ones.
+        let hba = self.dir.join("data").join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).unwrap();
+        let line = format!("host all {role} 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(&hba, format!("{line}{old}")).unwrap();
+        su.execute("SELECT pg_reload_conf()").await.unwrap();
+        // The reload is a signal: wait until a connection without the password is refused.
+        let start = std::time::Instant::now();
+        while sqlx::PgConnection::connect(&self.url(role, db))
+            .await
+            .is_ok()
+        {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "pg_hba.conf not reloaded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn url(&self, user: &str, db: &str) -> String {
         format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
     }
