@@ -33,9 +33,17 @@ pub enum Error {
     /// configuration error, naming the key.
     #[error("{key}: {message}")]
     Policy { key: String, message: String },
-    /// Another partwarden holds the maintenance advisory lock on this database.
-    #[error("another partwarden is maintaining this database (advisory lock {0} is held); try again later")]
-    Busy(i64),
+    /// A maintenance run is under way elsewhere: the run lock stayed taken for as long as
+    /// the caller waited. `holder` says who has it ("by …").
+    #[error(
+        "another maintenance run is under way: the run lock (advisory lock {key}) was still \
+         taken after waiting {waited:?}, by {holder}. Try again later, or wait longer (--wait)"
+    )]
+    Busy {
+        key: i64,
+        waited: std::time::Duration,
+        holder: String,
+    },
 }
 
 impl Error {

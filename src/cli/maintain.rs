@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use partwarden::config::Config;
+use partwarden::engine::advisory::describe_run_lock_holder;
 use partwarden::engine::manager::{
-    run_maintenance, MaintenanceLock, RunOptions, MAINTENANCE_LOCK_KEY,
+    record_runs, run_maintenance, MaintenanceLock, RunOptions, MAINTENANCE_LOCK_KEY,
 };
 use partwarden::error::Error;
 
@@ -28,8 +29,8 @@ pub struct Args {
     /// expires and creates real partitions; meant for tests and rehearsals).
     #[arg(long, requires = "now")]
     execute: bool,
-    /// How long to wait for another run (the daemon's, or a killed run's backend) to
-    /// release the maintenance lock before giving up.
+    /// How long to wait for a run under way elsewhere (the daemon's, another maintain's,
+    /// or a killed run's backend) to release the run lock before giving up (exit 1).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_wait)]
     wait: Duration,
 }
@@ -63,8 +64,8 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     maintain(config, opts, args.wait).await
 }
 
-/// A dry run only reads, so it needs no lock; a real one waits up to `wait` for the
-/// maintenance lock, which the daemon's runs hold too.
+/// A dry run only reads, so it needs no lock; a real one waits up to `wait` for the run
+/// lock, which the daemon's leader takes for each of its runs (and only then).
 async fn maintain(config: &Config, opts: RunOptions, wait: Duration) -> anyhow::Result<ExitCode> {
     if let Some(t) = &opts.only_table {
         config.find_table(t).map_err(Error::from)?;
@@ -74,13 +75,37 @@ async fn maintain(config: &Config, opts: RunOptions, wait: Duration) -> anyhow::
         let mut conn = pool.acquire().await.map_err(Error::from)?;
         run_maintenance(&pool, &mut conn, config, &opts).await?
     } else {
-        let mut lock = MaintenanceLock::acquire_within(&pool, wait)
-            .await?
-            .ok_or(Error::Busy(MAINTENANCE_LOCK_KEY))?;
+        let Some(mut lock) = MaintenanceLock::acquire_within(&pool, wait).await? else {
+            return Err(busy(&pool, wait).await.into());
+        };
         let report = run_maintenance(&pool, lock.conn(), config, &opts).await?;
+        // A simulated clock's run is no success of today's maintenance.
+        if opts.now.is_none() {
+            if let Err(e) = record_runs(lock.conn(), &report).await {
+                tracing::warn!("recording the run in partwarden_state: {e}");
+            }
+        }
         lock.release().await?;
         report
     };
     print!("{}", super::render::run_report(&report));
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// The refusal after `waited`, naming the run lock's holder when the database says.
+async fn busy(pool: &sqlx::PgPool, waited: Duration) -> Error {
+    let holder = match pool.acquire().await {
+        Ok(mut conn) => describe_run_lock_holder(&mut conn).await,
+        Err(e) => Err(e.into()),
+    };
+    let holder = match holder {
+        Ok(Some(h)) => h,
+        Ok(None) => "a session that let go just now".to_string(),
+        Err(e) => format!("a session the database did not name ({e})"),
+    };
+    Error::Busy {
+        key: MAINTENANCE_LOCK_KEY,
+        waited,
+        holder,
+    }
 }

@@ -5,7 +5,9 @@
 //! Leadership is a PostgreSQL advisory lock held on one dedicated connection: exactly one
 //! replica maintains a database; the others only report, and try every few seconds to
 //! become the leader. If that connection dies, the lock is released by the server and
-//! another replica takes over.
+//! another replica takes over. Each run also takes the run lock on that connection, for
+//! the run only ([`crate::engine::advisory`]): `partwarden maintain` runs between the
+//! daemon's runs, and a trigger that comes while one is under way waits for it.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
@@ -17,16 +19,23 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, info_span, warn, Instrument};
 
 use super::shared::{locked, Shared};
-use crate::engine::manager::{run_maintenance, MaintenanceLock, RunOptions, TableRun};
+use crate::engine::advisory::describe_run_lock_holder;
+use crate::engine::manager::{run_maintenance, LeaderLock, RunOptions, TableRun};
 use crate::engine::state;
 
 /// The worker's state between its one-second ticks.
 struct Worker {
     shared: Arc<Shared>,
     pool: PgPool,
-    lock: Option<MaintenanceLock>,
+    lock: Option<LeaderLock>,
     /// The trigger of the run waiting for the lock and the database.
     pending: Option<&'static str>,
+    /// The pending run found the run lock taken by another session (a `partwarden
+    /// maintain`) and waits for it.
+    waiting: bool,
+    /// Another session held the run lock at the last look: when it lets go, what it
+    /// changed is read into the statistics at once.
+    held_elsewhere: bool,
     /// Failed runs in a row, for the backoff.
     failures: u32,
     retry_at: Option<Instant>,
@@ -44,6 +53,8 @@ pub(super) async fn maintenance_worker(
         pool,
         lock: None,
         pending: Some("start"),
+        waiting: false,
+        held_elsewhere: false,
         failures: 0,
         retry_at: None,
     };
@@ -57,7 +68,7 @@ pub(super) async fn maintenance_worker(
         }
         tokio::select! {
             t = triggers.recv() => match t {
-                Some(reason) => { worker.pending = Some(reason); }
+                Some(reason) => worker.trigger(reason),
                 None => break,
             },
             _ = tick.tick() => { ticks += 1; }
@@ -68,26 +79,82 @@ pub(super) async fn maintenance_worker(
 }
 
 impl Worker {
+    fn leads(&self) -> bool {
+        self.lock.as_ref().is_some_and(LeaderLock::leads)
+    }
+
+    /// A trigger while the pending run waits for another session's run: that run does the
+    /// work, and the waiting one follows it, so this one is skipped and counted — as one
+    /// that comes during the daemon's own run is ([`super::schedule`]).
+    fn trigger(&mut self, reason: &'static str) {
+        if self.waiting && self.leads() {
+            warn!(
+                trigger = reason,
+                "maintenance skipped: a run is already waiting for the one under way elsewhere"
+            );
+            self.shared.count_run_for_all_tables("skipped");
+        } else {
+            self.pending = Some(reason);
+        }
+    }
+
     /// Every few seconds (`periodic`) checks that the lock's session is alive, or tries to
     /// take the lock; at once when a run is due and the lock is not held.
     async fn keep_leadership(&mut self, periodic: bool) {
         let due = periodic || (self.lock.is_none() && self.pending.is_some());
         if due && self.shared.db_up() {
-            let lost = match self.lock.as_mut() {
-                Some(l) => !l.alive().await,
-                None => false,
-            };
-            if lost {
-                warn!("lost the maintenance lock's connection");
-                self.lock = None;
-            } else if self.lock.is_none() {
-                match MaintenanceLock::try_acquire(&self.pool).await {
+            if self.lock.is_some() {
+                self.watch_run_lock().await;
+            } else {
+                match LeaderLock::try_acquire(&self.pool).await {
                     Ok(l) => self.lock = l,
-                    Err(e) => warn!("maintenance lock: {e}"),
+                    Err(e) => warn!("leadership lock: {e}"),
                 }
             }
+            self.confirm_leadership().await;
         }
-        self.shared.set_leader(self.lock.is_some());
+        self.shared.set_leader(self.leads());
+    }
+
+    /// Looks whether another session holds the run lock; a failure means the lock's
+    /// session is gone. When a run elsewhere has just ended, refreshes the statistics.
+    async fn watch_run_lock(&mut self) {
+        let Some(l) = self.lock.as_mut() else {
+            return;
+        };
+        match l.run_lock_held_elsewhere().await {
+            Ok(held) => {
+                if self.held_elsewhere && !held {
+                    info!(
+                        "the maintenance run under way elsewhere has ended; refreshing statistics"
+                    );
+                    self.shared.refresh.notify_one();
+                }
+                self.held_elsewhere = held;
+            }
+            Err(e) => {
+                warn!("lost the leadership lock's connection: {e}");
+                self.lose_leadership();
+            }
+        }
+    }
+
+    /// A replica that has just taken leadership leads once the run lock has been free:
+    /// until then an older daemon may hold it for good, and that one still leads.
+    async fn confirm_leadership(&mut self) {
+        let Some(l) = self.lock.as_mut() else {
+            return;
+        };
+        if let Err(e) = l.confirm().await {
+            warn!("leadership lock: {e}");
+            self.lose_leadership();
+        }
+    }
+
+    fn lose_leadership(&mut self) {
+        self.lock = None;
+        self.waiting = false;
+        self.held_elsewhere = false;
     }
 
     fn queue_due_retry(&mut self) {
@@ -97,8 +164,8 @@ impl Worker {
         }
     }
 
-    /// Runs the pending trigger when this replica leads and the database is up. Breaks
-    /// when shutdown began during the run.
+    /// Runs the pending trigger when this replica leads, the database is up and no other
+    /// run holds the run lock. Breaks when shutdown began during the run.
     async fn run_pending(&mut self) -> ControlFlow<()> {
         let Some(reason) = self.pending else {
             return ControlFlow::Continue(());
@@ -106,19 +173,57 @@ impl Worker {
         if !self.shared.db_up() {
             return ControlFlow::Continue(());
         }
-        let Some(held) = self.lock.take() else {
+        let Some(mut held) = self.lock.take() else {
             return ControlFlow::Continue(());
         };
+        match held.try_begin_run().await {
+            Ok(true) => self.shared.set_leader(held.leads()),
+            Ok(false) => {
+                self.wait_for_run_elsewhere(&mut held, reason).await;
+                self.lock = Some(held);
+                return ControlFlow::Continue(());
+            }
+            Err(e) => {
+                warn!("lost the leadership lock's connection: {e}");
+                self.lose_leadership();
+                self.shared.set_leader(false);
+                return ControlFlow::Continue(());
+            }
+        }
+        if std::mem::take(&mut self.waiting) {
+            info!(
+                trigger = reason,
+                "the run under way elsewhere has ended; maintenance starts"
+            );
+        }
         self.pending = None;
         let (ok, back) = one_run(&self.shared, &self.pool, held, reason).await;
         self.lock = back;
-        self.shared.set_leader(self.lock.is_some());
+        self.shared.set_leader(self.leads());
         if self.shared.stop.load(Ordering::Relaxed) {
             return ControlFlow::Break(());
         }
         self.schedule_retry(ok);
         self.shared.refresh.notify_one();
         ControlFlow::Continue(())
+    }
+
+    /// The pending run stays pending (tried again every second); says once who is in the
+    /// way.
+    async fn wait_for_run_elsewhere(&mut self, held: &mut LeaderLock, reason: &'static str) {
+        self.held_elsewhere = true;
+        if std::mem::replace(&mut self.waiting, true) {
+            return;
+        }
+        let holder = match describe_run_lock_holder(held.conn()).await {
+            Ok(Some(h)) => h,
+            Ok(None) => "a session that let go just now".into(),
+            Err(e) => format!("a session the database did not name ({e})"),
+        };
+        info!(
+            trigger = reason,
+            "maintenance waits for the run under way elsewhere to end: the run lock is taken by {holder}"
+        );
     }
 
     fn schedule_retry(&mut self, run_ok: bool) {
@@ -147,16 +252,16 @@ impl Worker {
 
 /// One maintenance run, supervised: it runs in a task of its own that owns the lock's
 /// connection. If it panics, that is a failed run like any other (counted, retried with
-/// backoff), the lock's connection is dropped with the task — the server releases the
-/// advisory lock, so this replica stops claiming leadership until it takes the lock
+/// backoff), the lock's connection is dropped with the task — the server releases both
+/// advisory locks, so this replica stops claiming leadership until it takes the lock
 /// again — and the worker goes on. Returns whether the run succeeded, and the lock when
 /// it is still held.
 async fn one_run(
     shared: &Arc<Shared>,
     pool: &PgPool,
-    lock: MaintenanceLock,
+    lock: LeaderLock,
     reason: &'static str,
-) -> (bool, Option<MaintenanceLock>) {
+) -> (bool, Option<LeaderLock>) {
     shared.running.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let task = tokio::spawn(run_and_record(shared.clone(), pool.clone(), lock, reason));
@@ -164,7 +269,7 @@ async fn one_run(
     let joined = task.await;
     locked(&shared.current_run).take();
     let (ok, lock) = match joined {
-        Ok((ok, lock)) => (ok, Some(lock)),
+        Ok(done) => done,
         Err(e) => {
             let why = if e.is_panic() {
                 "panicked"
@@ -186,12 +291,14 @@ async fn one_run(
     (ok, lock)
 }
 
+/// The run, its record, and the run lock let go; the lock comes back unless its session
+/// failed doing that (dropping it ends the session, which releases both locks).
 async fn run_and_record(
     shared: Arc<Shared>,
     pool: PgPool,
-    mut lock: MaintenanceLock,
+    mut lock: LeaderLock,
     reason: &'static str,
-) -> (bool, MaintenanceLock) {
+) -> (bool, Option<LeaderLock>) {
     let opts = RunOptions {
         now: None,
         dry_run: false,
@@ -216,7 +323,13 @@ async fn run_and_record(
             false
         }
     };
-    (ok, lock)
+    match lock.end_run().await {
+        Ok(()) => (ok, Some(lock)),
+        Err(e) => {
+            warn!("releasing the run lock: {e}; leadership is given up with its connection");
+            (ok, None)
+        }
+    }
 }
 
 /// One table's part of a run into the metrics, `partwarden_state` (so the other replicas

@@ -13,12 +13,10 @@ use crate::calendar::{self, RetentionPeriod};
 use crate::catalog::{self, TableSnapshot};
 use crate::config::{Config, TableConfig};
 use crate::error::Error;
-use crate::plan::{plan_table, Action, Plan, PlannedAction};
 use crate::plan::health::{all_stats, PartitionStats};
+use crate::plan::{plan_table, Action, Plan, PlannedAction};
 
-/// Key of the advisory lock that makes one partwarden at a time maintain a database
-/// (sqlx's migrator uses a different one, derived from the database name).
-pub const MAINTENANCE_LOCK_KEY: i64 = 0x7061_7274_7761_7264; // "partward"
+pub use super::advisory::{LeaderLock, MaintenanceLock, LEADER_LOCK_KEY, MAINTENANCE_LOCK_KEY};
 
 /// `(partition_name, status)` as the SQL functions return them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -368,67 +366,6 @@ impl RunReport {
     }
 }
 
-/// Holds the maintenance advisory lock on one dedicated connection (taken out of the
-/// pool: advisory locks belong to a session) for as long as it lives.
-pub struct MaintenanceLock {
-    conn: sqlx::PgConnection,
-}
-
-impl MaintenanceLock {
-    /// `None` when another session holds it.
-    pub async fn try_acquire(pool: &PgPool) -> Result<Option<MaintenanceLock>, Error> {
-        let mut conn = pool.acquire().await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(MAINTENANCE_LOCK_KEY)
-            .fetch_one(&mut *conn)
-            .await?;
-        // Only a connection that holds the lock leaves the pool for good.
-        Ok(got.then(|| MaintenanceLock {
-            conn: conn.detach(),
-        }))
-    }
-
-    /// Tries for up to `patience` (every 250 ms): a run in progress elsewhere may be about
-    /// to finish, and the backend of a killed run lets go within about a second.
-    pub async fn acquire_within(
-        pool: &PgPool,
-        patience: std::time::Duration,
-    ) -> Result<Option<MaintenanceLock>, Error> {
-        let until = Instant::now() + patience;
-        loop {
-            if let Some(lock) = MaintenanceLock::try_acquire(pool).await? {
-                return Ok(Some(lock));
-            }
-            if Instant::now() >= until {
-                return Ok(None);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-    }
-
-    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
-        &mut self.conn
-    }
-
-    /// Is the session (and so the lock) still there?
-    pub async fn alive(&mut self) -> bool {
-        sqlx::query("SELECT 1")
-            .execute(&mut self.conn)
-            .await
-            .is_ok()
-    }
-
-    pub async fn release(mut self) -> Result<(), Error> {
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(MAINTENANCE_LOCK_KEY)
-            .execute(&mut self.conn)
-            .await?;
-        use sqlx::Connection;
-        let _ = self.conn.close().await;
-        Ok(())
-    }
-}
-
 /// Checks every configured table against the database without changing anything: it
 /// exists, is range-partitioned on its timestamptz column, and its vector policy fits.
 /// Returns one error per table that does not fit (each naming its key); `Err` only when
@@ -455,7 +392,7 @@ pub async fn check_tables(
 }
 
 /// One maintenance run over every configured table (or one), all on `conn` (the one
-/// holding the [`MaintenanceLock`], unless it is a dry run). A table that fails (missing,
+/// holding the run lock, [`MAINTENANCE_LOCK_KEY`], unless it is a dry run). A table that fails (missing,
 /// misconfigured, DDL errors) does not stop the others.
 pub async fn run_maintenance(
     pool: &PgPool,
@@ -502,4 +439,24 @@ pub async fn run_maintenance(
         dry_run: opts.dry_run,
         tables: runs,
     })
+}
+
+/// Records each table's part of a run in `partwarden_state` (created when missing), as the
+/// daemon records its own: every replica's last-success metric then counts a run made with
+/// `partwarden maintain`, and the alert that asked for it resolves.
+/// Nothing on a hot standby (read-only; the run changed nothing there either).
+pub async fn record_runs(conn: &mut sqlx::PgConnection, report: &RunReport) -> Result<(), Error> {
+    let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&mut *conn)
+        .await?;
+    if standby {
+        return Ok(());
+    }
+    crate::engine::state::ensure_table(conn).await?;
+    for t in &report.tables {
+        let json = serde_json::to_value(t).unwrap_or_default();
+        crate::engine::state::record_run(conn, &t.table, t.succeeded(), t.started_at, &json)
+            .await?;
+    }
+    Ok(())
 }

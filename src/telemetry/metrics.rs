@@ -261,7 +261,7 @@ impl Metrics {
             metrics::describe_histogram!(RUN_DURATION, "Duration of whole maintenance runs.");
             metrics::describe_histogram!(PROBE_DURATION, "Latency of the configured date-range probe query.");
             metrics::describe_gauge!("partwarden_database_up", "1 when the last attempt to reach the database succeeded.");
-            metrics::describe_gauge!("partwarden_leader", "1 when this replica holds the maintenance advisory lock.");
+            metrics::describe_gauge!("partwarden_leader", "1 when this replica leads: it holds the leadership advisory lock and runs the scheduled maintenance.");
             metrics::describe_gauge!("partwarden_build_info", "Always 1; the version is in the label.");
             metrics::gauge!("partwarden_database_up").set(0.0);
             metrics::gauge!("partwarden_leader").set(0.0);
