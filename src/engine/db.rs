@@ -30,7 +30,6 @@ impl Default for SessionSettings {
     }
 }
 
-
 pub fn connect_options(url: &str, s: &SessionSettings) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(PgConnectOptions::from_str(url)?
         .application_name("partwarden")

@@ -13,8 +13,8 @@ use crate::calendar::{self, RetentionPeriod};
 use crate::catalog::{self, TableSnapshot};
 use crate::config::{Config, TableConfig};
 use crate::error::Error;
-use crate::plan::{plan_table, Action, Plan, PlannedAction};
 use crate::plan::health::{all_stats, PartitionStats};
+use crate::plan::{plan_table, Action, Plan, PlannedAction};
 
 /// Key of the advisory lock that makes one partwarden at a time maintain a database
 /// (sqlx's migrator uses a different one, derived from the database name).
