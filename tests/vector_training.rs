@@ -298,7 +298,7 @@ async fn hidden_column_statistics_hold_the_build_back_and_say_why() {
     assert!(!out.contains("build ivfflat"), "{out}");
     assert!(
         out.contains(&format!(
-            "1 partition(s) ({part}) have min_rows rows, but their embedding_768 vectors cannot be counted"
+            "1 partition(s) ({part}) have min_rows rows and no vector index, but their embedding_768 vectors cannot be counted"
         )) && out.contains("GRANT SELECT ON pg_catalog.pg_statistic"),
         "{out}"
     );

@@ -240,7 +240,10 @@ pub fn plan(
             vectors: vectors(p),
             closed: p.bounds.is_some_and(|b| b.to <= now),
         };
-        if target.vectors == Vectors::Hidden && p.rows() >= policy.min_rows.max(1) {
+        if target.vectors == Vectors::Hidden
+            && p.rows() >= policy.min_rows.max(1)
+            && !indexes.iter().any(|i| i.valid)
+        {
             hidden.push(p.name.as_str());
         }
         actions.extend(drop_invalid(p, &indexes));
@@ -264,7 +267,7 @@ fn building_note(p: &Partition, index: &PartitionIndex) -> String {
 /// hides their column statistics, with what lifts it.
 fn hidden_stats_note(policy: &VectorIndexPolicy, partitions: &[&str]) -> String {
     format!(
-        "{} partition(s) ({}) have min_rows rows, but their {} vectors cannot be counted: pg_stats \
+        "{} partition(s) ({}) have min_rows rows and no vector index, but their {} vectors cannot be counted: pg_stats \
          hides the column statistics of a table under forced row-level security from its owner. \
          No vector index is built on them until a superuser runs, once in this database, \
          GRANT SELECT ON pg_catalog.pg_statistic TO <partwarden's role> (docs/operations.md)",
@@ -556,6 +559,47 @@ mod tests {
     }
 
     use super::*;
+
+    fn partition(rows: f64, null_frac: Option<f64>, hidden: bool) -> Partition {
+        Partition {
+            oid: 1,
+            schema: "public".into(),
+            name: "p".into(),
+            bound_expr: String::new(),
+            bounds: None,
+            is_default: false,
+            detach_pending: false,
+            rows_estimate: rows,
+            total_bytes: 0,
+            index_bytes: 0,
+            size_pretty: String::new(),
+            rls_enabled: true,
+            rls_forced: true,
+            policies: vec![],
+            indexes: vec![],
+            vector_null_frac: null_frac,
+            column_stats_hidden: hidden,
+        }
+    }
+
+    #[test]
+    fn vectors_are_rows_whose_vector_is_not_null() {
+        assert_eq!(
+            vectors(&partition(3500.0, Some(2.0 / 7.0), false)),
+            Vectors::Counted(2500)
+        );
+        assert_eq!(
+            vectors(&partition(210_000.0, Some(1.0), false)),
+            Vectors::Counted(0)
+        );
+        assert_eq!(vectors(&partition(0.0, None, true)), Vectors::Counted(0));
+        assert_eq!(vectors(&partition(-1.0, None, false)), Vectors::NotAnalyzed);
+        assert_eq!(
+            vectors(&partition(5000.0, None, false)),
+            Vectors::NoColumnStats
+        );
+        assert_eq!(vectors(&partition(5000.0, None, true)), Vectors::Hidden);
+    }
 
     #[test]
     fn lists_follow_pgvector_guidance() {
