@@ -23,6 +23,8 @@ pw_pg_bootstrap
 pw_psql "$PW_PG_ADMIN_URL" -c "CREATE DATABASE partwarden_demo OWNER partwarden"
 # pgvector is not a trusted extension: the superuser creates it once.
 pw_psql "postgres://postgres@127.0.0.1:$PW_PG_PORT/partwarden_demo" -c "CREATE EXTENSION IF NOT EXISTS vector"
+# The vector policy counts vectors from column statistics (docs/operations.md).
+pw_psql "postgres://postgres@127.0.0.1:$PW_PG_PORT/partwarden_demo" -c "GRANT SELECT ON pg_catalog.pg_statistic TO partwarden"
 
 export DATABASE_URL="postgres://partwarden@127.0.0.1:$PW_PG_PORT/partwarden_demo"
 echo "== partwarden migrate"

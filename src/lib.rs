@@ -6,7 +6,8 @@
 //! snapshot go into the pure [`plan`]ner, whose [`plan::Plan`] of actions the [`apply`]
 //! executor runs online. [`engine`] ([`PartitionManager`], a run over all tables) is the API
 //! the CLI and the [`daemon`] are thin layers over; [`telemetry`] is the daemon's metrics
-//! and HTTP. [`calendar`] (bounds arithmetic) and [`ident`] (identifiers) are shared by all.
+//! and HTTP. [`calendar`] (bounds arithmetic), [`ident`] (identifiers) and [`notice`]
+//! (PostgreSQL notices handed to the statement that raised them) are shared by all.
 pub mod apply;
 mod backoff;
 pub mod calendar;
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod fault;
 pub mod ident;
+pub mod notice;
 pub mod plan;
 pub mod telemetry;
 

@@ -107,7 +107,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    // Notices below WARNING stay out of the log by default: most are "… does not exist,
+    // skipping" of idempotent DDL. Those raised during a vector index build (pgvector's
+    // "little data") reach it all the same, as warnings about the partition: the notice
+    // layer collects them for the build whatever this filter keeps.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{},sqlx::postgres::notice=warn,tokio_cron_scheduler=warn",
@@ -115,12 +121,15 @@ fn init_logging(config: &Config) {
         ))
     });
     // Colour only for a terminal: logs collected from a pipe or a file stay plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let fmt = match config.log.format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(partwarden::notice::layer())
+        .init();
 }

@@ -22,8 +22,8 @@ use partwarden::calendar::{
 };
 use partwarden::catalog::{parse_range_bound, parse_timestamptz, Partition, TableSnapshot};
 use partwarden::config::{Config, RetentionMode, TableConfig};
-use partwarden::plan::{plan_table, Action, Plan};
 use partwarden::plan::health::coverage;
+use partwarden::plan::{plan_table, Action, Plan};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -169,6 +169,8 @@ fn partition_named(name: &str, b: PartitionBounds, oid: i64) -> Partition {
         rls_forced: false,
         policies: vec![],
         indexes: vec![],
+        vector_null_frac: None,
+        column_stats_hidden: false,
     }
 }
 
@@ -194,6 +196,8 @@ fn default_partition(t: &TableConfig, rows: f64) -> Partition {
         rls_forced: false,
         policies: vec![],
         indexes: vec![],
+        vector_null_frac: None,
+        column_stats_hidden: false,
     }
 }
 

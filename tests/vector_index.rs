@@ -123,7 +123,10 @@ async fn an_ivfflat_index_only_once_the_partition_has_min_rows() {
         )),
         "{out}"
     );
-    assert!(out.contains("2500 rows ≥ min_rows 1000"), "{out}");
+    assert!(
+        out.contains("2500 of 2500 rows have a vector (embedding_768 not NULL), ≥ min_rows 1000"),
+        "{out}"
+    );
     assert!(!out.contains(&format!("on {next}")), "{out}");
     let (code, out) = maintain(&db, &toml, &["maintain"]);
     assert_eq!(code, 0, "{out}");
@@ -140,7 +143,7 @@ async fn an_ivfflat_index_only_once_the_partition_has_min_rows() {
     );
     assert_eq!(
         comment.as_deref(),
-        Some("partwarden: method=ivfflat lists=2 rows=2500 closed=false gen=1")
+        Some("partwarden: method=ivfflat lists=2 rows=2500 vectors=2500 closed=false gen=1")
     );
     let def: String = sqlx::query_scalar("SELECT pg_get_indexdef($1::regclass)")
         .bind(name)
@@ -226,7 +229,7 @@ async fn growth_rebuilds_without_leaving_the_partition_without_an_index() {
     assert_eq!(maintain(&db, &toml, &["maintain"]).0, 0);
     load(&pool, &current, m + chrono::Duration::hours(2), 1400, 0.5).await;
     let (_, out) = maintain(&db, &toml, &["maintain", "--dry-run"]);
-    assert!(out.contains("grew from 1200 to 2600 rows"), "{out}");
+    assert!(out.contains("its vectors grew from 1200 to 2600"), "{out}");
     assert!(
         out.contains(&format!("then drop {current}_embedding_768_ivf_g1")),
         "{out}"
@@ -276,7 +279,7 @@ async fn growth_rebuilds_without_leaving_the_partition_without_an_index() {
     assert_eq!(idx[0].0, format!("{current}_embedding_768_ivf_g2"));
     assert_eq!(
         idx[0].3.as_deref(),
-        Some("partwarden: method=ivfflat lists=2 rows=2600 closed=false gen=2")
+        Some("partwarden: method=ivfflat lists=2 rows=2600 vectors=2600 closed=false gen=2")
     );
 }
 

@@ -142,6 +142,7 @@ put config "interval day, premake $AHEAD, retention $RETENTION_DAYS days, otherw
 log "database: migrate, then $PARTS daily partitions"
 pw_psql "$PW_PG_ADMIN_URL" -c "CREATE DATABASE $DB OWNER partwarden"
 pw_psql "$ADMIN" -c "CREATE EXTENSION IF NOT EXISTS vector"
+pw_psql "$ADMIN" -c "GRANT SELECT ON pg_catalog.pg_statistic TO partwarden"  # the documented setup
 DATABASE_URL=$OWNER "$BIN" --config "$CONFIG" migrate >"$TMP/migrate.log" 2>&1
 FIRST=$((AHEAD - PARTS + 1))  # day offset of the oldest partition (today = 0)
 t=$(now_ns)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Vector index recall: the original approach (an ivfflat index with lists = 100 created on
 # an EMPTY table, then the rows inserted) against partwarden's per-partition index (built
-# CONCURRENTLY by `partwarden maintain` once the partition has min_rows rows, lists =
-# rows/1000). DESIGN.md §5: ivfflat trains its centroids on the rows present at build
+# CONCURRENTLY by `partwarden maintain` once the partition has min_rows vectors, lists =
+# vectors/1000). DESIGN.md §5: ivfflat trains its centroids on the vectors present at build
 # time, so an index built on an empty table has random centroids. What it measures and
 # how to read it: bench/README.md, section "Vector index recall (bench/vector)".
 #
@@ -107,6 +107,7 @@ ADMIN="postgres://postgres@127.0.0.1:$PW_PG_PORT/$DB"
 OWNER="postgres://partwarden@127.0.0.1:$PW_PG_PORT/$DB"
 pw_psql "$PW_PG_ADMIN_URL" -c "CREATE DATABASE $DB OWNER partwarden"
 pw_psql "$ADMIN" -c "CREATE EXTENSION IF NOT EXISTS vector"
+pw_psql "$ADMIN" -c "GRANT SELECT ON pg_catalog.pg_statistic TO partwarden"  # vectors are counted from it
 DATABASE_URL=$OWNER "$BIN" migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log" >&2; exit 1; }
 PGV=$(pw_psql "$ADMIN" -At -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'")
 PGVER=$("$PW_PG_BIN/postgres" --version | awk '{print $3}')

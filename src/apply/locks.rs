@@ -222,4 +222,3 @@ async fn holders(conn: &mut PgConnection, lock: &LockRequest) -> Result<Vec<Hold
 pub fn pg_millis(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }
-

@@ -5,10 +5,10 @@
 use sqlx::{Connection, PgConnection};
 
 use super::{exec, Step, StepError};
-use crate::catalog::{read_rls, Policy};
-use crate::ident::quote_ident;
 use crate::apply::locks::{self, LockMode, LockRequest};
 use crate::catalog::RlsState;
+use crate::catalog::{read_rls, Policy};
+use crate::ident::quote_ident;
 use crate::plan::rls::{changes, RlsChange};
 
 /// In its own transaction, under ACCESS EXCLUSIVE on `rel` taken politely (ALTER TABLE …

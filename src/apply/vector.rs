@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{exec, Step, StepError};
 use crate::apply::journal;
@@ -29,6 +29,7 @@ pub(super) async fn build(
         method,
         lists,
         rows,
+        vectors,
         closed,
         generation,
         replaces,
@@ -37,17 +38,19 @@ pub(super) async fn build(
         return Err(StepError::Fatal("not a vector index build".into()));
     };
     let n = &step.names;
-    let (policy, with, mwm) = settings(conn, step, *method, *lists, *rows).await?;
+    let (policy, with, mwm) = settings(conn, step, *method, *lists, *vectors).await?;
     let rel = n.rel(partition);
     let idx = n.rel(index);
-    let record = crate::plan::vector::BuildRecord {
+    let mut record = crate::plan::vector::BuildRecord {
         method: *method,
         lists: *lists,
         rows: *rows,
+        vectors: Some(*vectors),
         closed: *closed,
         generation: *generation,
     };
     let existing = drop_if_invalid(conn, &idx).await?;
+    let mut notices = Vec::new();
     if existing != Some(true) {
         let journaled = Journaled::VectorBuild {
             partition: partition.clone(),
@@ -55,12 +58,13 @@ pub(super) async fn build(
             comment: record.comment(),
         };
         let sql = create_sql(index, &rel, *method, policy, &with);
-        build_concurrently(conn, step, &journaled, index, &sql, mwm).await?;
+        notices = build_concurrently(conn, step, &journaled, index, &sql, mwm).await?;
         crate::fault::point("vector_after_build").await;
     }
+    let said = report_notices(conn, step, partition, index, &notices, &mut record).await;
     record_build(conn, step, index, &record.comment()).await?;
     let mut detail = format!(
-        "built concurrently ({with}, maintenance_work_mem {} MB)",
+        "built concurrently from {vectors} vectors ({with}, maintenance_work_mem {} MB){said}",
         mwm / 1024
     );
     if let Some(old) = replaces {
@@ -72,6 +76,43 @@ pub(super) async fn build(
         detail.push_str(&format!("; dropped {old}"));
     }
     Ok(detail)
+}
+
+/// Logs the notices of a build as warnings about the partition; returns them for the
+/// action's outcome. pgvector's "little data" means the build found fewer vectors than
+/// lists to train on: the statistics that counted them are out of date. The partition is
+/// analyzed, and the index recorded as trained on no vectors, so the next run that
+/// counts `min_rows` vectors rebuilds it.
+async fn report_notices(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    partition: &str,
+    index: &str,
+    notices: &[String],
+    record: &mut crate::plan::vector::BuildRecord,
+) -> String {
+    let (mut said, mut little) = (String::new(), false);
+    for n in notices {
+        let mut hint = String::new();
+        if n.contains("little data") {
+            hint = format!(
+                " (the statistics counted {} vectors: recorded as trained on none, rebuilt once \
+                 {partition} has min_rows vectors; analyzing it)",
+                record.trained_on()
+            );
+            record.vectors = Some(0);
+            little = true;
+        }
+        warn!(index = %index, "{partition}: PostgreSQL notice while building {index}: {n}{hint}");
+        said.push_str(&format!("; PostgreSQL notice: {n}{hint}"));
+    }
+    if little {
+        let analyze = format!("ANALYZE {}", step.names.rel(partition));
+        if let Err(e) = exec(conn, &analyze).await {
+            warn!("{analyze}: {}", super::db_message(&e));
+        }
+    }
+    said
 }
 
 /// Drops `idx` when an earlier attempt left it INVALID; returns its `indisvalid` as found
@@ -95,7 +136,7 @@ async fn settings<'s>(
     step: &Step<'s>,
     method: VectorMethod,
     lists: Option<u32>,
-    rows: u64,
+    vectors: u64,
 ) -> Result<(&'s VectorIndexPolicy, String, u64), StepError> {
     let policy = step
         .table
@@ -113,7 +154,7 @@ async fn settings<'s>(
             policy.m, policy.ef_construction
         ),
     };
-    let mwm = crate::plan::vector::maintenance_work_mem_kb(policy, rows, lists, dims);
+    let mwm = crate::plan::vector::maintenance_work_mem_kb(policy, vectors, lists, dims);
     Ok((policy, with, mwm))
 }
 
@@ -135,7 +176,8 @@ fn create_sql(
 
 /// Journals the build as `journaled`, then runs `sql` (a `CREATE INDEX CONCURRENTLY`,
 /// which commits on its own) under `maintenance_work_mem = mwm` kB, its progress
-/// reported from the monitor pool when there is one.
+/// reported from the monitor pool when there is one. Returns the notices PostgreSQL sent
+/// during the build.
 async fn build_concurrently(
     conn: &mut PgConnection,
     step: &Step<'_>,
@@ -143,7 +185,7 @@ async fn build_concurrently(
     index: &str,
     sql: &str,
     mwm: u64,
-) -> Result<(), StepError> {
+) -> Result<Vec<String>, StepError> {
     journal::put(conn, &step.label(), journaled, "building").await?;
     exec(conn, &format!("SET maintenance_work_mem = '{mwm}kB'")).await?;
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
@@ -153,13 +195,13 @@ async fn build_concurrently(
         .monitor
         .cloned()
         .map(|pool| tokio::spawn(report_progress(pool, pid, index.to_string())));
-    let built = exec(conn, sql).await;
+    let (built, notices) = crate::notice::capture(exec(conn, sql)).await;
     if let Some(w) = watcher {
         w.abort();
     }
     let _ = exec(conn, "RESET maintenance_work_mem").await;
     built?;
-    Ok(())
+    Ok(notices)
 }
 
 /// Writes the build record of an index an interrupted run built (from the journal).

@@ -62,6 +62,12 @@ pub struct PartitionIndex {
     pub parent_index: Option<i64>,
     pub comment: Option<String>,
     pub size_bytes: i64,
+    /// A `CREATE INDEX` or `REINDEX` is under way for it (`pg_stat_progress_create_index`):
+    /// an INVALID index that is building is not a failed one. When another role builds,
+    /// PostgreSQL hides which index from partwarden's role; then every INVALID index of
+    /// the partition that build locks counts as building.
+    #[serde(default)]
+    pub building: bool,
     pub definition: String,
 }
 
@@ -85,6 +91,15 @@ pub struct Partition {
     pub rls_forced: bool,
     pub policies: Vec<Policy>,
     pub indexes: Vec<PartitionIndex>,
+    /// `null_frac` of the vector policy's column at the last ANALYZE; `None` without a
+    /// policy, before the column has statistics, or when they are hidden.
+    #[serde(default)]
+    pub vector_null_frac: Option<f64>,
+    /// PostgreSQL hides this partition's column statistics from partwarden's role:
+    /// `pg_stats` leaves out tables whose row-level security applies to the reader (forced
+    /// RLS applies to the owner), and the role may not read `pg_statistic`.
+    #[serde(default)]
+    pub column_stats_hidden: bool,
 }
 
 impl Partition {
@@ -235,4 +250,3 @@ impl TableSnapshot {
         self.all_partitions().map(Partition::rows).sum()
     }
 }
-

@@ -28,6 +28,7 @@ struct RawTable {
     partitions: Option<Vec<RawPartition>>,
     default_oid: Option<i64>,
     in_recovery: bool,
+    statistic_readable: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +68,21 @@ WITH parent AS (
     SELECT c.oid, c.relkind, c.relrowsecurity, c.relforcerowsecurity
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = $1 AND c.relname = $2
+),
+-- Index builds under way in this database. PostgreSQL shows another role's build to
+-- partwarden's role without its relid and index_relid; the relations its backend holds
+-- locked stand in for them.
+builds AS MATERIALIZED (
+    SELECT pr.pid, pr.relid, pr.index_relid FROM pg_stat_progress_create_index pr
+     WHERE pr.datid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+),
+building_on AS MATERIALIZED (
+    SELECT b.relid AS relation FROM builds b WHERE b.relid IS NOT NULL
+    UNION
+    SELECT l.relation FROM builds b
+     CROSS JOIN LATERAL (SELECT l.relation FROM pg_locks l
+                          WHERE l.pid = b.pid AND l.locktype = 'relation') l
+     WHERE b.relid IS NULL
 )
 SELECT json_build_object(
     'oid', p.oid::int8,
@@ -96,6 +112,7 @@ SELECT json_build_object(
                  WHERE i.indrelid = p.oid),
     'default_oid', nullif(pt.partdefid, 0)::int8,
     'in_recovery', pg_is_in_recovery(),
+    'statistic_readable', has_table_privilege('pg_catalog.pg_statistic', 'SELECT'),
     'partitions', (SELECT json_agg(json_build_object(
                     'oid', c.oid::int8,
                     'schema', n.nspname::text,
@@ -119,6 +136,12 @@ SELECT json_build_object(
                                                       WHERE ii.inhrelid = i.indexrelid),
                                     'comment', obj_description(i.indexrelid, 'pg_class'),
                                     'size_bytes', pg_relation_size(i.indexrelid),
+                                    'building', coalesce(
+                                        i.indexrelid IN (SELECT b.index_relid FROM builds b
+                                                          WHERE b.index_relid IS NOT NULL)
+                                        OR (NOT i.indisvalid
+                                            AND c.oid IN (SELECT bo.relation FROM building_on bo)),
+                                        false),
                                     'definition', pg_get_indexdef(i.indexrelid)) ORDER BY ic.relname)
                                   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
                                   JOIN pg_am am ON am.oid = ic.relam
@@ -172,7 +195,17 @@ pub async fn read_table(
     // The connection's read buffer grew to the size of that row and would keep it for the
     // connection's lifetime, in every pooled connection that ever read a snapshot.
     conn.shrink_buffers();
+    let statistic_readable = raw.statistic_readable;
     let mut snap = into_snapshot(table, raw)?;
+    if let Some(policy) = &table.vector_index {
+        super::vector::read_column_stats(
+            conn,
+            &mut snap,
+            policy.column.as_str(),
+            statistic_readable,
+        )
+        .await?;
+    }
     snap.journal = read_journal(conn, &label).await?;
     Ok(snap)
 }
@@ -375,6 +408,8 @@ fn into_partition(p: RawPartition, default_oid: Option<i64>) -> Partition {
         rls_forced: p.rls_forced,
         policies: p.policies.unwrap_or_default(),
         indexes: p.indexes.unwrap_or_default(),
+        vector_null_frac: None,
+        column_stats_hidden: false,
     };
     let _ = p.relkind;
     part

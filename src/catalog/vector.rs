@@ -1,9 +1,11 @@
-//! What the database says about a table's vector column and the index builds under way:
-//! checked before any vector index is planned, shown by `status`.
+//! What the database says about a table's vector column — its type (checked before any
+//! vector index is planned), its NULL fraction per partition (vectors are counted from
+//! it) — and the index builds under way, shown by `status`.
 
 use serde::Serialize;
 use sqlx::PgConnection;
 
+use crate::catalog::TableSnapshot;
 use crate::config::TableConfig;
 use crate::error::Error;
 
@@ -59,6 +61,58 @@ pub async fn validate_policy(
         });
     }
     Ok(Some(dims))
+}
+
+/// `null_frac` of the vector column of every partition, from `pg_statistic` when
+/// partwarden's role may read it (a superuser, or granted SELECT on it), else from
+/// `pg_stats`, which hides the statistics of a table whose row-level security applies to
+/// the reader — every partition under forced RLS, for its owner.
+const NULL_FRAC_FROM_PG_STATISTIC: &str = "
+SELECT c.oid::int8, s.stanullfrac::float8, false
+  FROM pg_inherits inh JOIN pg_class c ON c.oid = inh.inhrelid
+  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped
+  LEFT JOIN pg_statistic s ON s.starelid = c.oid AND s.staattnum = a.attnum AND NOT s.stainherit
+ WHERE inh.inhparent = $1::int8::oid";
+
+const NULL_FRAC_FROM_PG_STATS: &str = "
+SELECT c.oid::int8, s.null_frac::float8, c.relrowsecurity AND row_security_active(c.oid)
+  FROM pg_inherits inh JOIN pg_class c ON c.oid = inh.inhrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                      AND s.attname = $2 AND NOT s.inherited
+ WHERE inh.inhparent = $1::int8::oid";
+
+/// Fills `vector_null_frac` and `column_stats_hidden` of the snapshot's partitions for
+/// the vector column `column`: the planner counts vectors, not rows, and the statistics
+/// are the one count that needs no scan (and no access to tenant rows).
+pub async fn read_column_stats(
+    conn: &mut PgConnection,
+    snap: &mut TableSnapshot,
+    column: &str,
+    statistic_readable: bool,
+) -> Result<(), Error> {
+    let sql = if statistic_readable {
+        NULL_FRAC_FROM_PG_STATISTIC
+    } else {
+        NULL_FRAC_FROM_PG_STATS
+    };
+    let rows: Vec<(i64, Option<f64>, bool)> = sqlx::query_as(sql)
+        .bind(snap.oid)
+        .bind(column)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (oid, null_frac, hidden) in rows {
+        let found = snap
+            .partitions
+            .iter_mut()
+            .chain(snap.default_partition.iter_mut())
+            .find(|p| p.oid == oid);
+        if let Some(p) = found {
+            p.vector_null_frac = null_frac;
+            p.column_stats_hidden = hidden && null_frac.is_none();
+        }
+    }
+    Ok(())
 }
 
 /// A `CREATE INDEX` under way, from `pg_stat_progress_create_index`.

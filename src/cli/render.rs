@@ -112,6 +112,9 @@ fn partition_state(s: &PartitionStats, now: DateTime<Utc>) -> Vec<&'static str> 
     if s.indexes_invalid > 0 {
         state.push("INVALID index");
     }
+    if s.indexes_building > 0 {
+        state.push("index building");
+    }
     if s.range_start.is_some_and(|f| f > now) {
         state.push("future");
     }
@@ -173,6 +176,13 @@ pub fn status_details(
             out,
             "  vector indexes: {} partition(s) qualify but have none, {} INVALID",
             vector.missing, vector.invalid
+        );
+    }
+    if vector.building > 0 {
+        let _ = writeln!(
+            out,
+            "  vector indexes: {} building (INVALID until the build ends; not a failure)",
+            vector.building
         );
     }
     for e in journal {

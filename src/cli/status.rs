@@ -146,6 +146,7 @@ impl TableHealth {
             "indexes_invalid": indexes_invalid,
             "vector_indexes_missing": vector.missing,
             "vector_indexes_invalid": vector.invalid,
+            "vector_indexes_building": vector.building,
             "vector_index_bytes": vector.sizes,
             "index_builds": builds,
             "estimated_rows": snap.rows_estimate(),

@@ -34,7 +34,7 @@ pub enum VectorMethod {
     Hnsw,
 }
 
-/// `vector_index.lists`: `"auto"` (from the row count) or a fixed number.
+/// `vector_index.lists`: `"auto"` (from the vector count) or a fixed number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ListsSetting {
     #[default]

@@ -17,7 +17,8 @@ pub struct VectorIndexPolicy {
     pub method: VectorMethod,
     /// Default `vector_cosine_ops`.
     pub opclass: Ident,
-    /// Rows a partition must hold before its index is built. Default 10000.
+    /// Vectors (rows whose vector column is not NULL) a partition must hold before its
+    /// index is built. Default 10000.
     pub min_rows: u64,
     /// ivfflat `lists`. Default auto.
     pub lists: ListsSetting,
@@ -25,7 +26,7 @@ pub struct VectorIndexPolicy {
     pub m: u32,
     /// HNSW `ef_construction`. Default 64.
     pub ef_construction: u32,
-    /// Rebuild once rows have grown by this factor since the build (> 1). Default 2.0.
+    /// Rebuild once vectors have grown by this factor since the build (> 1). Default 2.0.
     pub rebuild_growth_factor: f64,
     /// Rebuild once more when the partition's interval closes. Default true.
     pub rebuild_on_close: bool,
@@ -93,7 +94,7 @@ pub(super) fn vector_policy(
     if let (VectorMethod::Ivfflat, ListsSetting::Fixed(n)) = (method, lists) {
         if min_rows < u64::from(n) {
             warnings.push(format!(
-                "{}: {min_rows} is below lists = {n}: an ivfflat index trained on fewer rows than lists has poor recall",
+                "{}: {min_rows} is below lists = {n}: an ivfflat index trained on fewer vectors than lists has poor recall",
                 key("min_rows")
             ));
         }

@@ -28,8 +28,11 @@ pub struct PartitionStats {
     pub indexes_expected: usize,
     /// Of those, present and valid.
     pub indexes_valid: usize,
-    /// Of those, present but INVALID.
+    /// Of those, present but INVALID, no build under way: failed or cancelled builds.
     pub indexes_invalid: usize,
+    /// Indexes of the partition being built (INVALID until a concurrent build ends),
+    /// vector indexes included.
+    pub indexes_building: usize,
     /// Row-level security matches the parent's.
     pub rls_ok: bool,
 }
@@ -39,10 +42,11 @@ pub fn partition_stats(snap: &TableSnapshot, p: &Partition) -> PartitionStats {
     for pi in &snap.parent_indexes {
         match p.indexes.iter().find(|i| i.parent_index == Some(pi.oid)) {
             Some(i) if i.valid => valid += 1,
-            Some(_) => invalid += 1,
-            None => {}
+            Some(i) if !i.building => invalid += 1,
+            Some(_) | None => {}
         }
     }
+    let building = p.indexes.iter().filter(|i| !i.valid && i.building).count();
     PartitionStats {
         partition_name: p.name.clone(),
         row_count: p.rows() as i64,
@@ -59,6 +63,7 @@ pub fn partition_stats(snap: &TableSnapshot, p: &Partition) -> PartitionStats {
         indexes_expected: snap.parent_indexes.len(),
         indexes_valid: valid,
         indexes_invalid: invalid,
+        indexes_building: building,
         rls_ok: crate::plan::rls::changes(&snap.rls(), &p.rls()).is_empty(),
     }
 }
@@ -109,12 +114,18 @@ pub fn coverage(snap: &TableSnapshot, now: DateTime<Utc>) -> Coverage {
     }
 }
 
-/// Counts over every partition of a table: missing and INVALID parent indexes.
+/// Counts over every partition of a table: missing and INVALID parent indexes. One
+/// being built is neither.
 pub fn index_health(snap: &TableSnapshot) -> (usize, usize) {
     let stats = all_stats(snap);
-    let missing = stats
-        .iter()
-        .map(|s| s.indexes_expected - s.indexes_valid - s.indexes_invalid)
+    let missing = snap
+        .all_partitions()
+        .map(|p| {
+            snap.parent_indexes
+                .iter()
+                .filter(|pi| !p.indexes.iter().any(|i| i.parent_index == Some(pi.oid)))
+                .count()
+        })
         .sum();
     let invalid = stats.iter().map(|s| s.indexes_invalid).sum();
     (missing, invalid)

@@ -19,11 +19,13 @@
 //! 5. row-level security: a partition whose RLS is off, not forced, or whose policies
 //!    differ from the parent's is brought in line (`sync.rs`);
 //! 6. indexes: every partition has every index of the parent, and none is INVALID
-//!    (`sync.rs`);
-//! 7. vector indexes: a partition with `min_rows` rows gets its own pgvector index, built
-//!    after the data is there; INVALID ones are dropped and rebuilt; an ivfflat index is
-//!    rebuilt when its partition has grown by `rebuild_growth_factor`, and once when the
-//!    partition's interval has ended (`vector.rs`).
+//!    (an index being built is left to its build; `sync.rs`);
+//! 7. vector indexes: a partition with `min_rows` vectors (rows whose vector is not NULL,
+//!    counted from the column's statistics) gets its own pgvector index, built after the
+//!    data is there; INVALID ones are dropped and rebuilt, unless a build is under way; an
+//!    ivfflat index is rebuilt when its vectors have grown by `rebuild_growth_factor`
+//!    since it was trained, and once when the partition's interval has ended
+//!    (`vector.rs`).
 //!
 //! Index names are in `names.rs`, how a plan reads in `display.rs`.
 
@@ -84,6 +86,8 @@ pub enum Action {
         method: crate::config::VectorMethod,
         lists: Option<u32>,
         rows: u64,
+        /// The vectors (rows whose vector is not NULL) it is built and trained on.
+        vectors: u64,
         closed: bool,
         generation: u32,
         replaces: Option<String>,

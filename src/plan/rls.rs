@@ -3,7 +3,6 @@
 //! planner explains drift with [`drift`], the executor applies [`changes`] to the state it
 //! reads under lock; both compare policies the same way (every field, name included).
 
-
 use crate::catalog::{Policy, RlsState};
 
 /// One statement that brings a relation's RLS towards its parent's.

@@ -37,9 +37,11 @@ pub(super) fn sync_indexes(
 }
 
 /// The partition's counterpart of one parent index: built when missing, rebuilt when
-/// INVALID. A constraint's index is ATTACH's to build, so it is only reported.
+/// INVALID — unless a build is under way, whose index is INVALID until it ends. A
+/// constraint's index is ATTACH's to build, so it is only reported.
 fn parent_index(p: &Partition, pi: &ParentIndex, plan: &mut Plan) {
     match p.indexes.iter().find(|i| i.parent_index == Some(pi.oid)) {
+        Some(i) if !i.valid && i.building => plan.notes.push(building_note(p, &i.name)),
         Some(i) if !i.valid => plan.push(
             Action::RepairIndex {
                 partition: p.name.clone(),
@@ -66,13 +68,22 @@ fn parent_index(p: &Partition, pi: &ParentIndex, plan: &mut Plan) {
     }
 }
 
+fn building_note(p: &Partition, index: &str) -> String {
+    format!(
+        "{}: index {index} is being built (pg_stat_progress_create_index): INVALID until the build \
+         ends, left alone",
+        p.name
+    )
+}
+
 /// An interrupted REINDEX CONCURRENTLY (a repair above) leaves its new or old copy
-/// behind, INVALID: dropped, or it would stay forever.
+/// behind, INVALID: dropped, or it would stay forever. A copy a REINDEX under way is
+/// making is not a leftover.
 fn reindex_leftovers(p: &Partition, plan: &mut Plan) {
     for i in p
         .indexes
         .iter()
-        .filter(|i| !i.valid && i.parent_index.is_none())
+        .filter(|i| !i.valid && !i.building && i.parent_index.is_none())
     {
         if reindex_leftover(&i.name, p) {
             plan.push(

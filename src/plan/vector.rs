@@ -1,6 +1,8 @@
 //! pgvector indexes per partition: which partitions qualify for one, and what the
 //! catalog says about the ones that exist. (DESIGN.md §5: an ivfflat index is trained on
-//! the rows present when it is built, so one built on an empty partition finds little.)
+//! the vectors present when it is built, so one built on an empty partition — or on rows
+//! whose embeddings are still NULL, to be back-filled later — finds little.) Every count
+//! here is of vectors (rows whose vector column is not NULL), never of rows.
 
 use std::collections::HashMap;
 
@@ -14,10 +16,13 @@ use crate::plan::{fit_identifier, Action, PlannedAction};
 /// Vector-index health of one table.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VectorHealth {
-    /// Partitions with at least `min_rows` rows and no valid vector index.
+    /// Partitions with at least `min_rows` vectors (or `min_rows` rows whose vectors
+    /// cannot be counted) with no valid vector index and none being built.
     pub missing: usize,
-    /// INVALID vector indexes.
+    /// INVALID vector indexes no build is under way for: failed or cancelled ones.
     pub invalid: usize,
+    /// Vector indexes being built (a concurrent build's index is INVALID until it ends).
+    pub building: usize,
     /// (partition, bytes) of each valid vector index.
     pub sizes: Vec<(String, i64)>,
 }
@@ -39,26 +44,74 @@ pub fn vector_indexes<'a>(
         .filter(move |i| is_vector_index(i, &column))
 }
 
-/// Does the partition hold enough rows for the policy to want an index? (HNSW needs no
-/// training, but `min_rows` still spares tiny partitions an index they do not need.)
-pub fn qualifies(p: &Partition, policy: &VectorIndexPolicy) -> bool {
-    !p.is_default && p.rows() >= policy.min_rows.max(1)
+/// A partition's vectors (its rows whose vector column is not NULL), as the statistics
+/// count them: pgvector indexes only those, and trains ivfflat lists on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vectors {
+    /// `reltuples × (1 − null_frac)`, as of the partition's last ANALYZE.
+    Counted(u64),
+    /// Never analyzed (no row estimate either).
+    NotAnalyzed,
+    /// The column has no statistics: not analyzed since (VACUUM and CREATE INDEX set
+    /// the row estimate, not column statistics), or its statistics target is 0.
+    NoColumnStats,
+    /// PostgreSQL hides the column statistics from partwarden's role.
+    Hidden,
 }
 
-/// ivfflat `lists` for a row count: rows/1000 up to 1M rows, sqrt(rows) above (pgvector's
-/// guidance), at least 1, at most pgvector's 32768.
-pub fn auto_lists(rows: u64) -> u32 {
-    let lists = if rows <= 1_000_000 {
-        rows / 1000
+impl Vectors {
+    pub fn counted(self) -> Option<u64> {
+        match self {
+            Vectors::Counted(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+pub fn vectors(p: &Partition) -> Vectors {
+    if p.rows_estimate == 0.0 {
+        return Vectors::Counted(0);
+    }
+    if p.rows_estimate < 0.0 {
+        return Vectors::NotAnalyzed;
+    }
+    match p.vector_null_frac {
+        Some(f) => Vectors::Counted((p.rows_estimate * (1.0 - f.clamp(0.0, 1.0))).round() as u64),
+        None if p.column_stats_hidden => Vectors::Hidden,
+        None => Vectors::NoColumnStats,
+    }
+}
+
+/// Does the partition hold enough vectors for the policy to want an index? (HNSW needs
+/// no training, but `min_rows` still spares tiny partitions an index they do not need.)
+pub fn qualifies(p: &Partition, policy: &VectorIndexPolicy) -> bool {
+    !p.is_default
+        && vectors(p)
+            .counted()
+            .is_some_and(|v| v >= policy.min_rows.max(1))
+}
+
+/// Qualifies, or has `min_rows` rows whose vectors cannot be counted: the health counts
+/// it as missing an index, so that a build held back for want of statistics is seen.
+fn wanted(p: &Partition, policy: &VectorIndexPolicy) -> bool {
+    qualifies(p, policy)
+        || (!p.is_default && vectors(p).counted().is_none() && p.rows() >= policy.min_rows.max(1))
+}
+
+/// ivfflat `lists` for a vector count: vectors/1000 up to 1M, sqrt(vectors) above
+/// (pgvector's guidance, for the rows it indexes), at least 1, at most pgvector's 32768.
+pub fn auto_lists(vectors: u64) -> u32 {
+    let lists = if vectors <= 1_000_000 {
+        vectors / 1000
     } else {
-        (rows as f64).sqrt() as u64
+        (vectors as f64).sqrt() as u64
     };
     lists.clamp(1, 32_768) as u32
 }
 
-pub fn lists_for(policy: &VectorIndexPolicy, rows: u64) -> u32 {
+pub fn lists_for(policy: &VectorIndexPolicy, vectors: u64) -> u32 {
     match policy.lists {
-        ListsSetting::Auto => auto_lists(rows),
+        ListsSetting::Auto => auto_lists(vectors),
         ListsSetting::Fixed(n) => n,
     }
 }
@@ -69,16 +122,19 @@ pub fn health(table: &TableConfig, snap: &TableSnapshot) -> VectorHealth {
     };
     let mut h = VectorHealth::default();
     for p in snap.all_partitions() {
-        let mut has_valid = false;
+        let (mut has_valid, mut building) = (false, false);
         for i in vector_indexes(p, policy) {
             if i.valid {
                 has_valid = true;
                 h.sizes.push((p.name.clone(), i.size_bytes));
+            } else if i.building {
+                building = true;
+                h.building += 1;
             } else {
                 h.invalid += 1;
             }
         }
-        if !has_valid && qualifies(p, policy) && !p.is_default {
+        if !has_valid && !building && wanted(p, policy) {
             h.missing += 1;
         }
     }
@@ -86,12 +142,16 @@ pub fn health(table: &TableConfig, snap: &TableSnapshot) -> VectorHealth {
 }
 
 /// What partwarden records in the comment of a vector index it built, so later runs can
-/// judge growth: `partwarden: method=ivfflat lists=20 rows=20000 closed=false gen=1`.
+/// judge growth:
+/// `partwarden: method=ivfflat lists=20 rows=20500 vectors=20000 closed=false gen=1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BuildRecord {
     pub method: VectorMethod,
     pub lists: Option<u32>,
     pub rows: u64,
+    /// The vectors it was built on (trained on, for ivfflat); `None` in the records of
+    /// partwarden versions that counted rows.
+    pub vectors: Option<u64>,
     /// Built after the partition's interval had ended (its data is final).
     pub closed: bool,
     pub generation: u32,
@@ -100,12 +160,15 @@ pub struct BuildRecord {
 impl BuildRecord {
     pub fn comment(&self) -> String {
         format!(
-            "partwarden: method={} lists={} rows={} closed={} gen={}",
+            "partwarden: method={} lists={} rows={}{} closed={} gen={}",
             self.method.as_str(),
             self.lists
                 .map(|l| l.to_string())
                 .unwrap_or_else(|| "-".into()),
             self.rows,
+            self.vectors
+                .map(|v| format!(" vectors={v}"))
+                .unwrap_or_default(),
             self.closed,
             self.generation
         )
@@ -117,6 +180,7 @@ impl BuildRecord {
             method: VectorMethod::Ivfflat,
             lists: None,
             rows: 0,
+            vectors: None,
             closed: false,
             generation: 1,
         };
@@ -126,12 +190,19 @@ impl BuildRecord {
                 "method" => rec.method = v.parse().ok()?,
                 "lists" => rec.lists = v.parse().ok(),
                 "rows" => rec.rows = v.parse().ok()?,
+                "vectors" => rec.vectors = Some(v.parse().ok()?),
                 "closed" => rec.closed = v == "true",
                 "gen" => rec.generation = v.parse().ok()?,
                 _ => {}
             }
         }
         Some(rec)
+    }
+
+    /// The vectors the index was built on. A record of a version that counted rows says
+    /// only the rows: that version took them for vectors.
+    pub fn trained_on(&self) -> u64 {
+        self.vectors.unwrap_or(self.rows)
     }
 }
 
@@ -156,22 +227,58 @@ pub fn plan(
     actions: &mut Vec<PlannedAction>,
     notes: &mut Vec<String>,
 ) {
+    let mut hidden = Vec::new();
     for p in partitions.iter().filter(|p| !p.is_default) {
+        let indexes: Vec<&PartitionIndex> = vector_indexes(p, policy).collect();
+        if let Some(b) = indexes.iter().find(|i| i.building) {
+            notes.push(building_note(p, b));
+            continue;
+        }
         let target = Target {
             policy,
             p,
-            rows: p.rows(),
+            vectors: vectors(p),
             closed: p.bounds.is_some_and(|b| b.to <= now),
         };
-        let indexes: Vec<&PartitionIndex> = vector_indexes(p, policy).collect();
+        if target.vectors == Vectors::Hidden
+            && p.rows() >= policy.min_rows.max(1)
+            && !indexes.iter().any(|i| i.valid)
+        {
+            hidden.push(p.name.as_str());
+        }
         actions.extend(drop_invalid(p, &indexes));
         let valid = with_records(&indexes, journaled);
         target.plan(&valid, actions, notes);
     }
+    if !hidden.is_empty() {
+        notes.push(hidden_stats_note(policy, &hidden));
+    }
+}
+
+fn building_note(p: &Partition, index: &PartitionIndex) -> String {
+    format!(
+        "{}: an index build is under way on it (pg_stat_progress_create_index) and vector index {} \
+         is not valid yet: its vector indexes are left alone until the build ends",
+        p.name, index.name
+    )
+}
+
+/// One note for all the partitions whose vectors cannot be counted because PostgreSQL
+/// hides their column statistics, with what lifts it.
+fn hidden_stats_note(policy: &VectorIndexPolicy, partitions: &[&str]) -> String {
+    format!(
+        "{} partition(s) ({}) have min_rows rows and no vector index, but their {} vectors cannot be counted: pg_stats \
+         hides the column statistics of a table under forced row-level security from its owner. \
+         No vector index is built on them until a superuser runs, once in this database, \
+         GRANT SELECT ON pg_catalog.pg_statistic TO <partwarden's role> (docs/operations.md)",
+        partitions.len(),
+        partitions.join(", "),
+        policy.column
+    )
 }
 
 /// INVALID vector indexes are dropped; a valid one is then built in their place if the
-/// partition qualifies.
+/// partition qualifies. (No build is under way on the partition: `plan` checked.)
 fn drop_invalid(p: &Partition, indexes: &[&PartitionIndex]) -> Vec<PlannedAction> {
     indexes
         .iter()
@@ -211,15 +318,15 @@ fn with_records<'a>(
 struct Target<'a> {
     policy: &'a VectorIndexPolicy,
     p: &'a Partition,
-    rows: u64,
+    vectors: Vectors,
     /// The partition's interval has ended.
     closed: bool,
 }
 
 impl Target<'_> {
-    /// The newest valid index decides: none yet (build one), one partwarden did not build
-    /// (left alone), or one whose build record calls for a rebuild. Older generations
-    /// partwarden built are dropped.
+    /// The newest valid index decides: none yet (build one once the vectors are there),
+    /// one partwarden did not build (left alone), or one whose build record calls for a
+    /// rebuild. Older generations partwarden built are dropped.
     fn plan(
         &self,
         valid: &[(&PartitionIndex, Option<BuildRecord>)],
@@ -232,17 +339,21 @@ impl Target<'_> {
             .max()
             .unwrap_or(0);
         match valid.first() {
-            None if qualifies(self.p, self.policy) => {
-                actions.push(self.build(max_gen + 1, None, self.first_build_reason()));
-            }
-            None => {}
+            None => match self.vectors.counted() {
+                Some(v) if qualifies(self.p, self.policy) => {
+                    actions.push(self.build(v, max_gen + 1, None, self.first_build_reason(v)));
+                }
+                _ => notes.extend(self.not_built_note()),
+            },
             Some((current, None)) => notes.push(format!(
                 "{}: vector index {} was not built by partwarden; it is left alone",
                 self.p.name, current.name
             )),
             Some((current, Some(rec))) => {
-                if let Some(why) = self.rebuild_reason(rec) {
+                notes.extend(self.legacy_note(current, rec));
+                if let Some((v, why)) = self.rebuild_reason(rec) {
                     actions.push(self.build(
+                        v,
                         rec.generation.max(max_gen) + 1,
                         Some(current.name.clone()),
                         why,
@@ -261,16 +372,22 @@ impl Target<'_> {
         }
     }
 
-    fn build(&self, generation: u32, replaces: Option<String>, reason: String) -> PlannedAction {
+    fn build(
+        &self,
+        vectors: u64,
+        generation: u32,
+        replaces: Option<String>,
+        reason: String,
+    ) -> PlannedAction {
         let policy = self.policy;
         PlannedAction {
             action: Action::BuildVectorIndex {
                 partition: self.p.name.clone(),
                 index: index_name(&self.p.name, policy, generation),
                 method: policy.method,
-                lists: (policy.method == VectorMethod::Ivfflat)
-                    .then(|| lists_for(policy, self.rows)),
-                rows: self.rows,
+                lists: (policy.method == VectorMethod::Ivfflat).then(|| lists_for(policy, vectors)),
+                rows: self.p.rows(),
+                vectors,
                 closed: self.closed,
                 generation,
                 replaces,
@@ -279,13 +396,13 @@ impl Target<'_> {
         }
     }
 
-    fn first_build_reason(&self) -> String {
-        let (policy, rows) = (self.policy, self.rows);
+    fn first_build_reason(&self, vectors: u64) -> String {
+        let policy = self.policy;
         let how = match policy.method {
             VectorMethod::Ivfflat => {
                 format!(
-                    "ivfflat lists = {} from {rows} rows",
-                    lists_for(policy, rows)
+                    "ivfflat lists = {} from {vectors} vectors",
+                    lists_for(policy, vectors)
                 )
             }
             VectorMethod::Hnsw => format!(
@@ -294,39 +411,90 @@ impl Target<'_> {
             ),
         };
         format!(
-            "{rows} rows ≥ min_rows {} and no valid vector index; {how}",
+            "{vectors} of {} rows have a vector ({} not NULL), ≥ min_rows {}, and no valid vector index; {how}",
+            self.p.rows(),
+            policy.column,
             policy.min_rows
         )
     }
 
-    /// Why the index `rec` describes is rebuilt, if it is: the policy's method changed, an
-    /// ivfflat index's partition grew by `rebuild_growth_factor`, or its interval ended
-    /// since the build (once, with `rebuild_on_close`).
-    fn rebuild_reason(&self, rec: &BuildRecord) -> Option<String> {
-        let (policy, rows) = (self.policy, self.rows);
-        if rec.method != policy.method {
-            Some(format!(
+    /// Why a partition with `min_rows` rows gets no index: too few of them have a vector,
+    /// or the vectors are not counted yet. (Hidden statistics get one note per table.)
+    fn not_built_note(&self) -> Option<String> {
+        let (p, policy) = (self.p, self.policy);
+        let rows = p.rows();
+        if rows < policy.min_rows.max(1) {
+            return None;
+        }
+        let why = match self.vectors {
+            Vectors::Counted(v) => format!(
+                "only {v} of them have a vector ({} not NULL), below min_rows {} (it counts vectors: \
+                 an index is trained on those)",
+                policy.column, policy.min_rows
+            ),
+            Vectors::NoColumnStats => format!(
+                "its {} vectors are not counted: the column has no statistics yet (ANALYZE {}, \
+                 or let autovacuum analyze it)",
+                policy.column, p.name
+            ),
+            Vectors::NotAnalyzed | Vectors::Hidden => return None,
+        };
+        Some(format!(
+            "{}: {rows} rows but no vector index: {why}",
+            p.name
+        ))
+    }
+
+    /// An index an earlier partwarden built from the row count, on a partition where far
+    /// fewer rows have a vector now: it was most likely trained on NULL embeddings, and no
+    /// record says how many vectors it saw.
+    fn legacy_note(&self, index: &PartitionIndex, rec: &BuildRecord) -> Option<String> {
+        let v = self.vectors.counted()?;
+        let factor = self.policy.rebuild_growth_factor;
+        (rec.vectors.is_none() && rec.method == VectorMethod::Ivfflat && (v as f64) * factor <= rec.rows as f64)
+            .then(|| {
+                format!(
+                    "{}: vector index {} was built from {} rows by an earlier partwarden, and only {v} \
+                     rows have a vector ({} not NULL) now: it was probably trained on NULL embeddings (low recall); \
+                     drop it and partwarden builds one from the vectors once there are min_rows",
+                    self.p.name, index.name, rec.rows, self.policy.column
+                )
+            })
+    }
+
+    /// Why the index `rec` describes is rebuilt, if it is, with the vectors the new one is
+    /// built from: the policy's method changed, an ivfflat index's vectors grew by
+    /// `rebuild_growth_factor` since it was trained, or its interval ended since the build
+    /// (once, with `rebuild_on_close`). Nothing is decided while the vectors are not
+    /// counted.
+    fn rebuild_reason(&self, rec: &BuildRecord) -> Option<(u64, String)> {
+        let policy = self.policy;
+        let v = self.vectors.counted()?;
+        let trained = rec.trained_on();
+        let ivfflat = policy.method == VectorMethod::Ivfflat;
+        let why = if rec.method != policy.method {
+            format!(
                 "the policy's method is now {}, the index is {}",
                 policy.method.as_str(),
                 rec.method.as_str()
-            ))
-        } else if policy.method == VectorMethod::Ivfflat
-            && rec.rows > 0
-            && rows as f64 >= rec.rows as f64 * policy.rebuild_growth_factor
+            )
+        } else if ivfflat
+            && v >= policy.min_rows.max(1)
+            && v > trained
+            && v as f64 >= trained as f64 * policy.rebuild_growth_factor
         {
-            Some(format!(
-                "grew from {} to {rows} rows since its ivfflat index was built (≥ {}×): its lists and centroids no longer fit",
-                rec.rows, policy.rebuild_growth_factor
-            ))
-        } else if policy.method == VectorMethod::Ivfflat
-            && policy.rebuild_on_close
-            && self.closed
-            && !rec.closed
-        {
-            Some("its interval has ended: one last rebuild trains the ivfflat index on the final data".to_string())
+            format!(
+                "its vectors grew from {trained} to {v} since its ivfflat index was trained on them (≥ {}×): \
+                 its lists and centroids no longer fit",
+                policy.rebuild_growth_factor
+            )
+        } else if ivfflat && policy.rebuild_on_close && self.closed && !rec.closed {
+            "its interval has ended: one last rebuild trains the ivfflat index on the final data"
+                .to_string()
         } else {
-            None
-        }
+            return None;
+        };
+        Some((v, why))
     }
 }
 
@@ -344,18 +512,18 @@ pub(super) fn parent_index_warnings(snapshot: &TableSnapshot, notes: &mut Vec<St
 
 /// `maintenance_work_mem` (kB) for a build: pgvector ≥ 0.8.4 fails an ivfflat build that
 /// has less than about lists × 50 × 3.1 kB (DESIGN.md §5); HNSW builds fastest when the
-/// graph fits (about rows × (dimensions × 4 + m × 16) bytes). At least 64 MB, at most the
-/// policy's ceiling.
+/// graph fits (about vectors × (dimensions × 4 + m × 16) bytes). At least 64 MB, at most
+/// the policy's ceiling.
 pub fn maintenance_work_mem_kb(
     policy: &VectorIndexPolicy,
-    rows: u64,
+    vectors: u64,
     lists: Option<u32>,
     dims: u32,
 ) -> u64 {
     let needed = match policy.method {
         VectorMethod::Ivfflat => (f64::from(lists.unwrap_or(1)) * 50.0 * 3.1 * 1.25) as u64,
         VectorMethod::Hnsw => {
-            rows.saturating_mul(u64::from(dims) * 4 + u64::from(policy.m) * 16) / 1024 * 5 / 4
+            vectors.saturating_mul(u64::from(dims) * 4 + u64::from(policy.m) * 16) / 1024 * 5 / 4
         }
     };
     needed
@@ -371,7 +539,8 @@ mod tests {
         let r = BuildRecord {
             method: VectorMethod::Ivfflat,
             lists: Some(20),
-            rows: 20_000,
+            rows: 20_500,
+            vectors: Some(20_000),
             closed: true,
             generation: 3,
         };
@@ -379,7 +548,58 @@ mod tests {
         assert_eq!(BuildRecord::parse("made by hand"), None);
     }
 
+    #[test]
+    fn a_record_without_vectors_was_trained_on_its_rows() {
+        use super::*;
+        let r = BuildRecord::parse(
+            "partwarden: method=ivfflat lists=210 rows=210000 closed=false gen=1",
+        )
+        .unwrap();
+        assert_eq!((r.vectors, r.trained_on()), (None, 210_000));
+    }
+
     use super::*;
+
+    fn partition(rows: f64, null_frac: Option<f64>, hidden: bool) -> Partition {
+        Partition {
+            oid: 1,
+            schema: "public".into(),
+            name: "p".into(),
+            bound_expr: String::new(),
+            bounds: None,
+            is_default: false,
+            detach_pending: false,
+            rows_estimate: rows,
+            total_bytes: 0,
+            index_bytes: 0,
+            size_pretty: String::new(),
+            rls_enabled: true,
+            rls_forced: true,
+            policies: vec![],
+            indexes: vec![],
+            vector_null_frac: null_frac,
+            column_stats_hidden: hidden,
+        }
+    }
+
+    #[test]
+    fn vectors_are_rows_whose_vector_is_not_null() {
+        assert_eq!(
+            vectors(&partition(3500.0, Some(2.0 / 7.0), false)),
+            Vectors::Counted(2500)
+        );
+        assert_eq!(
+            vectors(&partition(210_000.0, Some(1.0), false)),
+            Vectors::Counted(0)
+        );
+        assert_eq!(vectors(&partition(0.0, None, true)), Vectors::Counted(0));
+        assert_eq!(vectors(&partition(-1.0, None, false)), Vectors::NotAnalyzed);
+        assert_eq!(
+            vectors(&partition(5000.0, None, false)),
+            Vectors::NoColumnStats
+        );
+        assert_eq!(vectors(&partition(5000.0, None, true)), Vectors::Hidden);
+    }
 
     #[test]
     fn lists_follow_pgvector_guidance() {

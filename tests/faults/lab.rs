@@ -130,6 +130,10 @@ impl Lab {
             .unwrap();
         let su = pool(&self.cluster.url("postgres", "faults_template"), 2).await;
         su.execute("CREATE EXTENSION vector").await.unwrap();
+        // The vector policy counts vectors from column statistics (docs/operations.md).
+        su.execute("GRANT SELECT ON pg_catalog.pg_statistic TO partwarden")
+            .await
+            .unwrap();
         let owner = pool(&self.cluster.url("partwarden", "faults_template"), 4).await;
         partwarden::engine::migrate::run(&owner)
             .await

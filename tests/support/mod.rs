@@ -18,7 +18,8 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 pub const OWNER_ROLE: &str = "partwarden";
 pub const APP_ROLE: &str = "app_user";
-const TEMPLATE: &str = "pw_template_migrated";
+/// Renamed whenever what the template holds changes: a cluster keeps the one it built.
+const TEMPLATE: &str = "pw_template_migrated_stats";
 
 pub fn admin_url() -> String {
     std::env::var("PW_TEST_ADMIN_URL").unwrap_or_else(|_| {
@@ -88,9 +89,7 @@ impl TestDb {
             .expect("create test database");
         drop(admin);
         let mut su = admin_conn(&name).await;
-        su.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            .await
-            .expect("create extension vector");
+        superuser_setup(&mut su).await;
         TestDb { name }
     }
 
@@ -152,6 +151,18 @@ impl TestDb {
     }
 }
 
+/// What a superuser does once in a database for partwarden (docs/operations.md): create
+/// pgvector (not a trusted extension), and let the maintenance role read the column
+/// statistics that count a partition's vectors (pg_stats hides them under forced RLS).
+pub async fn superuser_setup(su: &mut PgConnection) {
+    su.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        .await
+        .expect("create extension vector");
+    su.execute(format!("GRANT SELECT ON pg_catalog.pg_statistic TO {OWNER_ROLE}").as_str())
+        .await
+        .expect("grant pg_statistic");
+}
+
 pub async fn pool(url: &str) -> PgPool {
     pool_sized(url, 4).await
 }
@@ -192,9 +203,7 @@ async fn ensure_template() {
             .unwrap();
         {
             let mut su = admin_conn(&building).await;
-            su.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                .await
-                .unwrap();
+            superuser_setup(&mut su).await;
             su.close().await.unwrap();
         }
         {

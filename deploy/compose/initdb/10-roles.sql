@@ -14,6 +14,10 @@ CREATE DATABASE analytics OWNER partwarden;
 -- pgvector is not a trusted extension: only a superuser can create it, once.
 CREATE EXTENSION IF NOT EXISTS vector;
 
+-- The vector policy counts a partition's vectors from its column statistics, which
+-- pg_stats hides from the owner of a table under forced row-level security.
+GRANT SELECT ON pg_catalog.pg_statistic TO partwarden;
+
 -- The application's grants on whatever partwarden creates in public (the tables of the
 -- migrations and every partition maintenance adds later).
 GRANT USAGE ON SCHEMA public TO app_user;
