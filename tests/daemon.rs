@@ -441,6 +441,38 @@ async fn the_probe_query_feeds_its_histogram() {
     );
 }
 
+/// sqlx warns about every statement over 1 s with its whole text — the 4 KB catalog query
+/// at every refresh of a table with 1,000+ partitions, every index build. partwarden
+/// times what matters itself (histograms, the run's actions), so the driver stays quiet.
+#[tokio::test]
+async fn slow_statements_are_not_logged_by_the_driver() {
+    let db = TestDb::migrated("daemon_slow").await;
+    let d = Daemon::start(
+        &[
+            ("DATABASE_URL", db.owner_url()),
+            ("PARTWARDEN__PROBE__ENABLED", "true".into()),
+            ("PARTWARDEN__PROBE__INTERVAL", "1s".into()),
+            ("PARTWARDEN__PROBE__QUERY", "SELECT pg_sleep(1.2)".into()),
+            (
+                "PARTWARDEN__PROBE__TENANT_ID",
+                "00000000-0000-0000-0000-00000000000a".into(),
+            ),
+        ],
+        None,
+    );
+    let m = d.wait_metric(
+        &format!("partwarden_probe_query_duration_seconds_count{{{T}}}"),
+        Duration::from_secs(30),
+        |v| v >= 2.0,
+    );
+    let fast = sample(
+        &m,
+        &format!("partwarden_probe_query_duration_seconds_bucket{{{T},le=\"0.5\"}}"),
+    );
+    assert_eq!(fast, Some(0.0), "each probe took over a second:\n{m}");
+    assert!(!d.log().contains("slow statement"), "{}", d.log());
+}
+
 #[tokio::test]
 async fn overlapping_runs_are_skipped_and_counted() {
     let db = TestDb::migrated("daemon_overlap").await;
