@@ -31,7 +31,6 @@ async fn catalog_fingerprint(pool: &PgPool) -> Vec<String> {
     .unwrap()
 }
 
-
 async fn insert_as(pool: &PgPool, tenant: &str, ts: DateTime<Utc>) {
     let mut tx = support::tenant_tx(pool, tenant).await;
     sqlx::query(
@@ -907,4 +906,118 @@ async fn a_reindex_leftover_is_dropped() {
         .await
         .unwrap();
     assert_eq!(left, 0, "{}", run.out);
+}
+
+/// `--now` takes a date (its midnight UTC) as well as an RFC 3339 instant, and `--json`
+/// prints the plan of a dry run as one document; the catalog stays as it was.
+#[tokio::test]
+async fn now_takes_a_date_and_a_dry_run_prints_its_plan_as_json() {
+    let db = TestDb::migrated("now_date_json").await;
+    let pool = db.owner_pool().await;
+    let before = catalog_fingerprint(&pool).await;
+    let by_date = partwarden(
+        &db,
+        None,
+        &[],
+        &["maintain", "--dry-run", "--now", "2028-06-10"],
+    );
+    let by_instant = partwarden(
+        &db,
+        None,
+        &[],
+        &["maintain", "--dry-run", "--now", "2028-06-10T00:00:00Z"],
+    );
+    assert_eq!(by_date.code, 0, "{}", by_date.out);
+    assert_eq!(by_date.out, by_instant.out);
+    assert!(
+        by_date.out.contains("create archon_ga4_events_2028_06"),
+        "{}",
+        by_date.out
+    );
+
+    let run = partwarden(
+        &db,
+        None,
+        &[],
+        &["maintain", "--dry-run", "--json", "--now", "2028-06-10"],
+    );
+    assert_eq!(run.code, 0, "{}", run.out);
+    let doc: serde_json::Value = serde_json::from_str(&run.out).expect(&run.out);
+    let events = doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.archon_ga4_events")
+        .unwrap_or_else(|| panic!("no events table in {doc}"));
+    let actions = events["report"]["plan"]["actions"]
+        .as_array()
+        .expect(&run.out);
+    let creates: Vec<String> = actions
+        .iter()
+        .map(|a| a.to_string())
+        .filter(|a| a.contains("archon_ga4_events_2028_0"))
+        .collect();
+    assert_eq!(creates.len(), 4, "2028-06 to 2028-09: {creates:?}");
+    assert_eq!(
+        catalog_fingerprint(&pool).await,
+        before,
+        "--dry-run --json changed the catalog"
+    );
+
+    let bad = partwarden(
+        &db,
+        None,
+        &[],
+        &["maintain", "--dry-run", "--now", "2028-13-01"],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.out);
+    assert!(
+        bad.out.contains("2028-13-01") && bad.out.contains("a date such as"),
+        "{}",
+        bad.out
+    );
+}
+
+/// `status --table` shows that table only; an unknown one is a usage error naming the
+/// configured tables.
+#[tokio::test]
+async fn status_shows_one_table_when_asked() {
+    let db = TestDb::migrated("status_table").await;
+    let pool = db.owner_pool().await;
+    pool.execute(
+        "CREATE TABLE other_events (ts timestamptz NOT NULL, v int) PARTITION BY RANGE (ts)",
+    )
+    .await
+    .unwrap();
+    let cfg = "[[tables]]\nname = \"archon_ga4_events\"\n\n[[tables]]\nname = \"other_events\"\ncolumn = \"ts\"\n";
+    let all = partwarden(&db, Some(cfg), &[], &["status", "--json"]);
+    assert_eq!(all.code, 0, "{}", all.out);
+    let doc: serde_json::Value = serde_json::from_str(&all.out).expect(&all.out);
+    assert_eq!(doc["tables"].as_array().unwrap().len(), 2, "{doc}");
+
+    let one = partwarden(
+        &db,
+        Some(cfg),
+        &[],
+        &["status", "--json", "--table", "archon_ga4_events"],
+    );
+    assert_eq!(one.code, 0, "{}", one.out);
+    let doc: serde_json::Value = serde_json::from_str(&one.out).expect(&one.out);
+    let tables = doc["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1, "{doc}");
+    assert_eq!(tables[0]["table"], "public.archon_ga4_events");
+
+    let text = partwarden(
+        &db,
+        Some(cfg),
+        &[],
+        &["status", "--table", "public.other_events"],
+    );
+    assert_eq!(text.code, 0, "{}", text.out);
+    assert!(text.out.contains("other_events"), "{}", text.out);
+    assert!(!text.out.contains("archon_ga4_events"), "{}", text.out);
+
+    let unknown = partwarden(&db, Some(cfg), &[], &["status", "--table", "nope"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.out);
+    assert!(unknown.out.contains("other_events"), "{}", unknown.out);
 }

@@ -21,9 +21,10 @@ pub struct Args {
     /// Only this table (its `name`, or `schema.name`).
     #[arg(long, value_name = "NAME")]
     table: Option<String>,
-    /// Plan as if it were this instant (RFC 3339): a preview, like --dry-run, unless
+    /// Plan as if it were this instant (RFC 3339, or a date: its midnight UTC): a preview,
+    /// like --dry-run, unless
     /// --execute is given too.
-    #[arg(long, value_name = "RFC3339", value_parser = super::parse_instant)]
+    #[arg(long, value_name = "INSTANT", value_parser = super::parse_instant)]
     now: Option<DateTime<Utc>>,
     /// With --now: change the database as if it were that instant (a simulated clock
     /// expires and creates real partitions; meant for tests and rehearsals).
@@ -33,6 +34,10 @@ pub struct Args {
     /// or a killed run's backend) to release the run lock before giving up (exit 1).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_wait)]
     wait: Duration,
+    /// Print the plan and what was done as one JSON document (the report `/status` shows
+    /// under `last_runs`) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `--wait`: a duration, or a bare 0 for "do not wait".
@@ -61,12 +66,17 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
         only_table: args.table,
         stop: None,
     };
-    maintain(config, opts, args.wait).await
+    maintain(config, opts, args.wait, args.json).await
 }
 
 /// A dry run only reads, so it needs no lock; a real one waits up to `wait` for the run
 /// lock, which the daemon's leader takes for each of its runs (and only then).
-async fn maintain(config: &Config, opts: RunOptions, wait: Duration) -> anyhow::Result<ExitCode> {
+async fn maintain(
+    config: &Config,
+    opts: RunOptions,
+    wait: Duration,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     if let Some(t) = &opts.only_table {
         config.find_table(t).map_err(Error::from)?;
     }
@@ -88,7 +98,11 @@ async fn maintain(config: &Config, opts: RunOptions, wait: Duration) -> anyhow::
         lock.release().await?;
         report
     };
-    print!("{}", super::render::run_report(&report));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", super::render::run_report(&report));
+    }
     Ok(ExitCode::from(report.exit_code()))
 }
 

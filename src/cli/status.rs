@@ -21,20 +21,27 @@ pub struct Args {
     /// One JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// Evaluate as if it were this instant (RFC 3339).
-    #[arg(long, value_name = "RFC3339", value_parser = super::parse_instant)]
+    /// Evaluate as if it were this instant (RFC 3339, or a date: its midnight UTC).
+    #[arg(long, value_name = "INSTANT", value_parser = super::parse_instant)]
     now: Option<DateTime<Utc>>,
+    /// Only this table (its `name`, or `schema.name`).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
 }
 
 /// Exit 1 when any table could not be read; the others are shown all the same.
 pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let now = args.now.unwrap_or_else(Utc::now);
+    let tables_to_show: Vec<&TableConfig> = match &args.table {
+        Some(t) => vec![config.find_table(t).map_err(Error::from)?],
+        None => config.tables.iter().collect(),
+    };
     let pool = super::pool(config).await?;
     let mut conn = pool.acquire().await.map_err(Error::from)?;
     let mut ok = true;
     let mut tables = Vec::new();
     let mut text = String::new();
-    for table in &config.tables {
+    for table in tables_to_show {
         match TableHealth::read(&mut conn, table, now).await {
             Ok(h) => {
                 text.push_str(&h.text(table, now));
