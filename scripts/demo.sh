@@ -34,28 +34,36 @@ echo "== partwarden status"
 port=${PW_DEMO_HTTP_PORT:-$(pw_free_port)}
 export PARTWARDEN__HTTP__LISTEN=127.0.0.1:$port
 
+endpoints="metrics healthz readyz status"
+cat <<TXT
+
+The demo database is up and partwarden runs against it (Ctrl-C stops both and removes the
+cluster). HTTP on 127.0.0.1:$port (set PW_DEMO_HTTP_PORT to choose the port). In another
+terminal:
+  curl http://127.0.0.1:$port/metrics     # Prometheus metrics
+  curl http://127.0.0.1:$port/healthz     # liveness: the process answers
+  curl http://127.0.0.1:$port/readyz      # readiness: the database answers
+  curl http://127.0.0.1:$port/status      # JSON: partitions, coverage, last runs
+  DATABASE_URL=$DATABASE_URL $bin status
+  DATABASE_URL=$DATABASE_URL $bin maintain --dry-run --now 2030-01-15
+  $PW_PG_BIN/psql "$DATABASE_URL"
+TXT
+
 if [ "${PW_DEMO_ONESHOT:-0}" = 1 ]; then
-    # CI: the daemon comes up, is ready, serves metrics, and stops cleanly on SIGTERM.
+    # CI: the daemon comes up, is ready, answers on every endpoint printed above, serves
+    # metrics, and stops cleanly on SIGTERM.
     "$bin" run & pid=$!
     for _ in $(seq 1 100); do
         curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
         sleep 0.1
     done
-    curl -fsS "http://127.0.0.1:$port/readyz"
+    for e in $endpoints; do
+        curl -fsS -o /dev/null "http://127.0.0.1:$port/$e" || { echo "demo: /$e did not answer 200" >&2; exit 1; }
+    done
     curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^partwarden_(partitions|future_partitions|leader|database_up)'
     kill -TERM "$pid"
     wait "$pid"
     echo "== demo OK"
     exit 0
 fi
-cat <<TXT
-
-The demo database is up and partwarden runs against it (Ctrl-C stops both and removes the
-cluster). In another terminal:
-  curl http://127.0.0.1:$port/metrics
-  curl http://127.0.0.1:$port/status
-  DATABASE_URL=$DATABASE_URL $bin status
-  DATABASE_URL=$DATABASE_URL $bin maintain --dry-run --now 2030-01-15T00:00:00Z
-  $PW_PG_BIN/psql "$DATABASE_URL"
-TXT
 "$bin" run

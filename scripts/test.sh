@@ -33,4 +33,12 @@ echo "== deployment: Dockerfile (hadolint + its build stage), Kubernetes, compos
 scripts/check-deploy.sh
 
 echo "== demo (one shot)"
-PW_DEMO_ONESHOT=1 PW_PG_PORT= scripts/demo.sh
+PW_DEMO_ONESHOT=1 PW_PG_PORT= scripts/demo.sh 2>&1 | tee "$tmp/demo.out"
+# What a new user sees: no Python warning first, and every endpoint in the hints.
+first=$(head -n 1 "$tmp/demo.out")
+case $first in
+    *Warning*|*warning*|*Traceback*) echo "demo: its first line is a warning: $first" >&2; exit 1 ;;
+esac
+for e in metrics healthz readyz status; do
+    grep -q "curl http://127.0.0.1:[0-9]*/$e " "$tmp/demo.out" || { echo "demo: the hints do not list /$e" >&2; exit 1; }
+done
