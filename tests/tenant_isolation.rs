@@ -68,7 +68,6 @@ async fn seed_two_tenants(pool: &PgPool, now: DateTime<Utc>) {
         .unwrap();
 }
 
-
 /// Everything one role must and must not be able to do.
 async fn assert_isolated(pool: &PgPool, who: &str) {
     let now = Utc::now();
