@@ -8,14 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use partwarden::calendar::{partition_name, Interval};
 use sqlx::{Executor, PgPool};
+use support::cli::run_with_config as maintain;
 use support::TestDb;
 
 const A: &str = "00000000-0000-0000-0000-00000000000a";
-
-fn maintain(db: &TestDb, toml: &str, args: &[&str]) -> (i32, String) {
-    let run = support::cli::partwarden(db, Some(toml), &[], args);
-    (run.code, run.out)
-}
 
 fn policy(extra: &str) -> String {
     format!("[[tables]]\nname = \"archon_ga4_events\"\n[tables.vector_index]\ncolumn = \"embedding_768\"\n{extra}\n")

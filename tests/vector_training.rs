@@ -9,16 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use partwarden::calendar::{partition_name, Interval};
 use sqlx::{Executor, PgPool};
+use support::cli::run_with_config as run;
 use support::daemon::{sample, Daemon};
 use support::TestDb;
 
 const A: &str = "00000000-0000-0000-0000-00000000000a";
 const T: &str = "table=\"public.archon_ga4_events\"";
-
-fn run(db: &TestDb, toml: &str, args: &[&str]) -> (i32, String) {
-    let run = support::cli::partwarden(db, Some(toml), &[], args);
-    (run.code, run.out)
-}
 
 fn policy(extra: &str) -> String {
     format!("[[tables]]\nname = \"archon_ga4_events\"\n[tables.vector_index]\ncolumn = \"embedding_768\"\nmin_rows = 1000\n{extra}\n")

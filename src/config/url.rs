@@ -142,7 +142,7 @@ pub(super) fn redact_urls(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let start = rest[..i]
             .rfind(is_delim)
-            .map(|p| p + rest[p..].chars().next().unwrap().len_utf8())
+            .map(|p| p + rest[p..].chars().next().map_or(1, char::len_utf8))
             .unwrap_or(0);
         let end = rest[i..]
             .find(is_delim)

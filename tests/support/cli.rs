@@ -48,6 +48,12 @@ pub fn partwarden(db: &TestDb, config: Option<&str>, env: &[(&str, &str)], args:
     partwarden_at(&db.owner_url(), config, env, args)
 }
 
+/// `partwarden ARGS` as the table owner with `toml` as its config: (exit code, output).
+pub fn run_with_config(db: &TestDb, toml: &str, args: &[&str]) -> (i32, String) {
+    let run = partwarden(db, Some(toml), &[], args);
+    (run.code, run.out)
+}
+
 /// `partwarden ARGS` with `DATABASE_URL=url`, `config` as its file (if any), warnings only
 /// in the log and a short DDL backoff.
 pub fn partwarden_at(url: &str, config: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Run {
