@@ -162,6 +162,7 @@ fn partition_named(name: &str, b: PartitionBounds, oid: i64) -> Partition {
         is_default: false,
         detach_pending: false,
         rows_estimate: 0.0,
+        heap_bytes: 8192,
         total_bytes: 8192,
         index_bytes: 0,
         size_pretty: "8192 bytes".into(),
@@ -189,6 +190,7 @@ fn default_partition(t: &TableConfig, rows: f64) -> Partition {
         is_default: true,
         detach_pending: false,
         rows_estimate: rows,
+        heap_bytes: 8192,
         total_bytes: 8192,
         index_bytes: 0,
         size_pretty: "8192 bytes".into(),
@@ -227,6 +229,7 @@ fn snapshot(
         default_partition: default,
         in_recovery: false,
         journal: Vec::new(),
+        default_census: None,
     }
 }
 
@@ -248,6 +251,7 @@ fn expires(plan: &Plan) -> Vec<(String, PartitionBounds, RetentionMode)> {
                 partition,
                 bounds,
                 mode,
+                ..
             } => Some((partition.clone(), *bounds, *mode)),
             _ => None,
         })
@@ -1396,16 +1400,49 @@ fn example_far_future_partition_and_default_rows_never_extend_premake() {
         "example: nothing beyond premake: {plan}"
     );
     assert!(!creates_default(&plan));
+    // Without a count, no reason claims that rows move (an estimate cannot say which
+    // months they are in); the note gives the estimate as one.
     assert!(
         plan.actions
             .iter()
             .filter(|a| matches!(a.action, Action::CreatePartition { .. }))
-            .all(|a| a.reason.contains("default partition")),
-        "example: reasons mention the rows moving out of the default partition: {plan}"
+            .all(|a| !a.reason.contains("default partition")),
+        "example: no claim without a count: {plan}"
     );
     assert!(
-        plan.notes.iter().any(|n| n.contains("2500000 row(s)")),
+        plan.notes
+            .iter()
+            .any(|n| n.starts_with("about 2500000 row(s)") && n.contains("--backfill")),
         "example: note about the default partition's rows: {plan}"
+    );
+    // With a count (`--backfill`), the month that has rows says how many move with it.
+    let mut counted = snap.clone();
+    counted.default_census = Some(partwarden::catalog::DefaultCensus {
+        ranges: vec![partwarden::catalog::CountedRange {
+            bounds: Interval::Month.bounds_from(at("2026-12-01T00:00:00Z")),
+            rows: 2_500_000,
+        }],
+        unplaceable: 0,
+    });
+    let plan = plan_table(&t, &counted, now);
+    let reasons: Vec<(&str, &str)> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::CreatePartition { .. }))
+        .map(|a| (a.action.partition(), a.reason.as_str()))
+        .collect();
+    for (p, r) in &reasons {
+        assert_eq!(
+            r.contains("its 2500000 row(s) waiting in the default partition move into it"),
+            *p == "archon_ga4_events_2026_12",
+            "{p}: {r}"
+        );
+    }
+    assert!(
+        plan.notes.iter().any(|n| n
+            == "2500000 row(s) in the default partition archon_ga4_events_default (counted): \
+                2500000 move into the partitions this run creates"),
+        "{plan}"
     );
     // The far-future partition is not expired, nor the default one.
     assert!(expires(&plan).is_empty(), "{plan}");

@@ -62,7 +62,7 @@ pub(super) async fn partition(
     crate::fault::point("create_before_commit").await;
     tx.commit().await?;
     if moved > 0 {
-        analyze_default(conn, step).await;
+        analyze_after_move(conn, step, &rel).await;
     }
     Ok(if moved > 0 {
         format!("created and attached; moved {moved} row(s) from the default partition")
@@ -160,13 +160,18 @@ async fn attach(
     Ok(())
 }
 
-/// Keeps the default partition's row estimate (a metric and an alert) truthful after rows
-/// moved out of it. Best effort: the partition is done; a failed ANALYZE only leaves the
-/// estimate stale.
-async fn analyze_default(conn: &mut PgConnection, step: &Step<'_>) {
-    if let Some(default) = &step.snap.default_partition {
-        if let Err(e) = exec(conn, &format!("ANALYZE {}", step.names.rel(&default.name))).await {
-            warn!("ANALYZE {}: {}", default.name, db_message(&e));
+/// Keeps the row estimates truthful after rows moved: the default partition's (a metric
+/// and an alert) and the new partition's (unknown until analyzed). Best effort: the
+/// partition is done; a failed ANALYZE only leaves an estimate stale.
+async fn analyze_after_move(conn: &mut PgConnection, step: &Step<'_>, rel: &str) {
+    let default = step
+        .snap
+        .default_partition
+        .as_ref()
+        .map(|d| step.names.rel(&d.name));
+    for r in default.iter().map(String::as_str).chain([rel]) {
+        if let Err(e) = exec(conn, &format!("ANALYZE {r}")).await {
+            warn!("ANALYZE {r}: {}", db_message(&e));
         }
     }
 }

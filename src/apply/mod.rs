@@ -34,6 +34,7 @@ use crate::ident::{quote_ident, Ident};
 use crate::plan::{Action, Plan, PlannedAction};
 use locks::LockError;
 
+pub mod census;
 mod create;
 mod expire;
 mod index;
@@ -342,6 +343,7 @@ async fn run_once(
             partition,
             bounds,
             mode,
+            ..
         } => expire::expire(conn, step, partition, *bounds, *mode).await,
         Action::FinishExpiry { partition, .. } => {
             expire::finish(conn, step, journaled_expiry(step, partition)?).await

@@ -84,6 +84,9 @@ pub struct Partition {
     pub detach_pending: bool,
     /// `pg_class.reltuples`: an estimate, -1 when never analyzed.
     pub rows_estimate: f64,
+    /// The main fork alone (`pg_relation_size`): 0 means no rows, analyzed or not.
+    #[serde(default)]
+    pub heap_bytes: i64,
     pub total_bytes: i64,
     pub index_bytes: i64,
     pub size_pretty: String,
@@ -111,14 +114,55 @@ impl Partition {
         }
     }
 
-    /// Rows, treating "never analyzed" as 0.
+    /// Rows, treating "never analyzed" as 0 (what the planner's thresholds want).
     pub fn rows(&self) -> u64 {
-        if self.rows_estimate > 0.0 {
-            self.rows_estimate.round() as u64
+        self.rows_known().unwrap_or(0)
+    }
+
+    /// Rows as far as anyone knows: `None` when the partition holds data but was never
+    /// analyzed (a count of 0 would be a lie); an empty heap is 0 either way.
+    pub fn rows_known(&self) -> Option<u64> {
+        if self.rows_estimate >= 0.0 {
+            Some(self.rows_estimate.round() as u64)
+        } else if self.heap_bytes == 0 {
+            Some(0)
         } else {
-            0
+            None
         }
     }
+}
+
+/// The default partition's rows, counted per interval (`maintain --backfill` reads it:
+/// a scan of the default partition, so never on a routine run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DefaultCensus {
+    /// The intervals that hold rows, in order.
+    pub ranges: Vec<CountedRange>,
+    /// Rows no partition can take: the partition key is NULL, infinite, or outside the
+    /// dates partwarden handles.
+    pub unplaceable: u64,
+}
+
+impl DefaultCensus {
+    pub fn total(&self) -> u64 {
+        self.ranges.iter().map(|r| r.rows).sum::<u64>() + self.unplaceable
+    }
+
+    /// Rows of `bounds` (0 when none are there).
+    pub fn rows_in(&self, bounds: &PartitionBounds) -> u64 {
+        self.ranges
+            .iter()
+            .filter(|r| bounds.from <= r.bounds.from && r.bounds.to <= bounds.to)
+            .map(|r| r.rows)
+            .sum()
+    }
+}
+
+/// One interval's rows in the default partition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CountedRange {
+    pub bounds: PartitionBounds,
+    pub rows: u64,
 }
 
 /// An unfinished or watched action of partwarden's, from table `partwarden_journal`.
@@ -220,6 +264,9 @@ pub struct TableSnapshot {
     pub in_recovery: bool,
     /// partwarden's unfinished actions and watched tables of this table.
     pub journal: Vec<JournalEntry>,
+    /// What the default partition holds, when a backfill counted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_census: Option<DefaultCensus>,
 }
 
 impl TableSnapshot {

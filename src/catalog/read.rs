@@ -40,6 +40,7 @@ struct RawPartition {
     bound: String,
     detach_pending: bool,
     reltuples: f64,
+    heap_bytes: i64,
     total_bytes: i64,
     index_bytes: i64,
     size_pretty: String,
@@ -121,6 +122,7 @@ SELECT json_build_object(
                     'bound', pg_get_expr(c.relpartbound, c.oid),
                     'detach_pending', inh.inhdetachpending,
                     'reltuples', c.reltuples,
+                    'heap_bytes', pg_relation_size(c.oid),
                     'total_bytes', sz.total,
                     'index_bytes', pg_indexes_size(c.oid),
                     'size_pretty', pg_size_pretty(sz.total),
@@ -291,6 +293,7 @@ fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Er
         default_partition,
         in_recovery: raw.in_recovery,
         journal: Vec::new(),
+        default_census: None,
     })
 }
 
@@ -401,6 +404,7 @@ fn into_partition(p: RawPartition, default_oid: Option<i64>) -> Partition {
         is_default,
         detach_pending: p.detach_pending,
         rows_estimate: p.reltuples,
+        heap_bytes: p.heap_bytes,
         total_bytes: p.total_bytes,
         index_bytes: p.index_bytes,
         size_pretty: p.size_pretty,

@@ -15,7 +15,8 @@ use partwarden::error::Error;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print the plan (each action and why) and change nothing.
+    /// Print the plan (each action and why) and change nothing (with --backfill, the
+    /// default partition's rows are counted all the same).
     #[arg(long)]
     dry_run: bool,
     /// Only this table (its `name`, or `schema.name`).
@@ -30,6 +31,12 @@ pub struct Args {
     /// expires and creates real partitions; meant for tests and rehearsals).
     #[arg(long, requires = "now")]
     execute: bool,
+    /// Also create the partitions of past ranges whose rows wait in the default partition
+    /// (moving the rows, online, like premake) and of gaps between partitions, back to the
+    /// retention cutoff. Counts the default partition's rows first: under forced row-level
+    /// security that scan holds the default partition's lock (readers of it wait for it).
+    #[arg(long)]
+    backfill: bool,
     /// How long to wait for a run under way elsewhere (the daemon's, another maintain's,
     /// or a killed run's backend) to release the run lock before giving up (exit 1).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_wait)]
@@ -63,6 +70,7 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         now: args.now,
         dry_run: args.dry_run || preview_only,
+        backfill: args.backfill,
         only_table: args.table,
         stop: None,
     };

@@ -45,7 +45,7 @@ pub fn run_report(report: &RunReport) -> String {
                         o.planned.action, o.detail, o.attempts, o.seconds, o.planned.reason
                     );
                 }
-                for n in &r.plan.notes {
+                for n in &r.notes {
                     let _ = writeln!(out, "  note: {n}");
                 }
                 let _ = writeln!(out, "  estimated rows: {}", r.total_events_estimate);
@@ -56,55 +56,102 @@ pub fn run_report(report: &RunReport) -> String {
     out
 }
 
+/// What `status` shows of one table's partitions.
+pub struct StatusView<'a> {
+    pub label: &'a str,
+    pub stats: &'a [PartitionStats],
+    pub coverage: &'a Coverage,
+    pub now: DateTime<Utc>,
+    /// Partitions this run's retention would expire.
+    pub expiring: Vec<&'a str>,
+    /// (partition, vector index) when the table has a vector policy.
+    pub vector: Option<&'a [(String, String)]>,
+}
+
 /// One table's partitions, one line each, and how far ahead inserts are covered.
-pub fn status_table(
-    label: &str,
-    stats: &[PartitionStats],
-    coverage: &Coverage,
-    now: DateTime<Utc>,
-) -> String {
+pub fn status_table(view: &StatusView<'_>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{label}");
-    let name_w = stats
+    let _ = writeln!(out, "{}", view.label);
+    let name_w = view
+        .stats
         .iter()
         .map(|s| s.partition_name.len())
         .max()
         .unwrap_or(9)
         .max(9);
+    let vector_w = view
+        .vector
+        .map(|v| v.iter().map(|(_, s)| s.len()).max().unwrap_or(6).max(6));
+    let vector_head = vector_w
+        .map(|w| format!("{:<w$}  ", "VECTOR"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  STATE",
+        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {vector_head}STATE",
         "PARTITION", "FROM", "TO", "ROWS (est)", "SIZE", "INDEXES", "RLS"
     );
-    for s in stats {
-        partition_line(&mut out, s, name_w, now);
+    for s in view.stats {
+        let vector = match (view.vector, vector_w) {
+            (Some(v), Some(w)) => {
+                let shown = v
+                    .iter()
+                    .find(|(p, _)| *p == s.partition_name)
+                    .map(|(_, shown)| shown.as_str())
+                    .unwrap_or("-");
+                format!("{shown:<w$}  ")
+            }
+            _ => String::new(),
+        };
+        partition_line(&mut out, view, s, name_w, &vector);
     }
-    coverage_line(&mut out, coverage, now);
+    coverage_line(&mut out, view.coverage, view.now);
     out
 }
 
-fn partition_line(out: &mut String, s: &PartitionStats, name_w: usize, now: DateTime<Utc>) {
+fn partition_line(
+    out: &mut String,
+    view: &StatusView<'_>,
+    s: &PartitionStats,
+    name_w: usize,
+    vector: &str,
+) {
     let date =
         |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
     let _ = writeln!(
         out,
-        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {}",
+        "  {:<name_w$}  {:<10}  {:<10}  {:>12}  {:>10}  {:>7}  {:<4}  {vector}{}",
         s.partition_name,
         date(s.date_range_start),
         date(s.date_range_end),
-        s.row_count,
+        s.row_count
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into()),
         s.size_pretty,
         format!("{}/{}", s.indexes_valid, s.indexes_expected),
         if s.rls_ok { "ok" } else { "DRIFT" },
-        partition_state(s, now).join(", ")
+        partition_state(s, view).join(", ")
     );
 }
 
-/// The STATE column: what is worth a glance about a partition.
-fn partition_state(s: &PartitionStats, now: DateTime<Utc>) -> Vec<&'static str> {
+/// The STATE column: what is worth a glance about a partition. Every range partition has
+/// one of past, current, future; retention adds "expires".
+pub(crate) fn partition_state(s: &PartitionStats, view: &StatusView<'_>) -> Vec<&'static str> {
+    let now = view.now;
     let mut state = Vec::new();
     if s.is_default {
         state.push("default");
+    }
+    if s.range_end.is_some_and(|t| t <= now) {
+        state.push("past");
+    }
+    if s.range_start.is_some_and(|f| f <= now) && s.range_end.is_some_and(|t| now < t) {
+        state.push("current");
+    }
+    if s.range_start.is_some_and(|f| f > now) {
+        state.push("future");
+    }
+    if view.expiring.contains(&s.partition_name.as_str()) {
+        state.push("expires");
     }
     if s.detach_pending {
         state.push("detach pending");
@@ -114,12 +161,6 @@ fn partition_state(s: &PartitionStats, now: DateTime<Utc>) -> Vec<&'static str> 
     }
     if s.indexes_building > 0 {
         state.push("index building");
-    }
-    if s.range_start.is_some_and(|f| f > now) {
-        state.push("future");
-    }
-    if s.range_start.is_some_and(|f| f <= now) && s.range_end.is_some_and(|t| now < t) {
-        state.push("current");
     }
     state
 }

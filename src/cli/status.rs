@@ -12,7 +12,7 @@ use partwarden::config::{Config, TableConfig};
 use partwarden::error::Error;
 use partwarden::plan::health::{self, Coverage, PartitionStats};
 use partwarden::plan::vector::VectorHealth;
-use partwarden::plan::Plan;
+use partwarden::plan::{Action, Plan};
 
 use super::render;
 
@@ -116,7 +116,25 @@ impl TableHealth {
     }
 
     fn text(&self, table: &TableConfig, now: DateTime<Utc>) -> String {
-        let mut text = render::status_table(&table.label(), &self.stats, &self.coverage, now);
+        let label = table.label();
+        let view = render::StatusView {
+            label: &label,
+            stats: &self.stats,
+            coverage: &self.coverage,
+            now,
+            expiring: self
+                .plan
+                .actions
+                .iter()
+                .filter(|a| matches!(a.action, Action::ExpirePartition { .. }))
+                .map(|a| a.action.partition())
+                .collect(),
+            vector: table
+                .vector_index
+                .as_ref()
+                .map(|_| self.vector.per_partition.as_slice()),
+        };
+        let mut text = render::status_table(&view);
         text.push_str(&render::status_details(
             &self.plan,
             &self.builds,

@@ -302,6 +302,7 @@ async fn run_and_record(
     let opts = RunOptions {
         now: None,
         dry_run: false,
+        backfill: false,
         only_table: None,
         stop: Some(shared.stop.clone()),
     };

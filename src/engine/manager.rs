@@ -8,6 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 use tracing::{info_span, warn, Instrument};
 
+use crate::apply::census::count_default_partition;
 use crate::apply::{apply_plan, ActionOutcome, ApplyContext, RetryPolicy, StopFlag};
 use crate::calendar::{self, RetentionPeriod};
 use crate::catalog::{self, TableSnapshot};
@@ -35,6 +36,9 @@ pub struct MaintenanceReport {
     /// Sum of the partitions' `reltuples` estimates after the run (never `count(*)`).
     pub total_events_estimate: u64,
     pub plan: Plan,
+    /// What is worth knowing once the run is over: the notes of the state it left (a
+    /// dry run's are the plan's). The plan's own notes describe the state before.
+    pub notes: Vec<String>,
     pub outcomes: Vec<ActionOutcome>,
 }
 
@@ -63,7 +67,7 @@ impl MaintenanceReport {
 ///     println!("{}: {}", p.partition_name, p.status);
 /// }
 /// for s in manager.get_partition_stats().await? {
-///     println!("{}: {} rows, {}", s.partition_name, s.row_count, s.size_pretty);
+///     println!("{}: {:?} rows, {}", s.partition_name, s.row_count, s.size_pretty);
 /// }
 /// let report = manager.run_partition_maintenance().await?;
 /// println!("created {:?}, expired {:?}, ~{} events",
@@ -241,17 +245,52 @@ impl PartitionManager {
         dry_run: bool,
         stop: Option<&StopFlag>,
     ) -> Result<MaintenanceReport, Error> {
+        self.run_on(
+            conn,
+            now,
+            RunKind {
+                dry_run,
+                backfill: false,
+            },
+            stop,
+        )
+        .await
+    }
+
+    /// [`Self::maintain_on`], and with `kind.backfill` also the partitions of the past
+    /// ranges whose rows wait in the default partition (counted first, see
+    /// [`crate::apply::census`]) and of gaps between partitions.
+    pub async fn run_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        now: DateTime<Utc>,
+        kind: RunKind,
+        stop: Option<&StopFlag>,
+    ) -> Result<MaintenanceReport, Error> {
+        let RunKind { dry_run, backfill } = kind;
         let span = info_span!("table", table = %self.table.label());
         async move {
             crate::fault::point("maintain_table").await;
-            let snap = catalog::read_table(conn, &self.table).await?;
+            let mut snap = catalog::read_table(conn, &self.table).await?;
             crate::catalog::vector::validate_policy(conn, &self.table).await?;
+            let mut standby_note = None;
+            if backfill && snap.in_recovery {
+                standby_note = Some(
+                    "--backfill: a hot standby cannot count the default partition's rows"
+                        .to_string(),
+                );
+            } else if backfill {
+                snap.default_census =
+                    count_default_partition(conn, &self.table, &snap, &self.retry).await?;
+            }
             let mut plan = plan_table(&self.table, &snap, now);
+            plan.notes.extend(standby_note);
             if snap.in_recovery && !plan.is_empty() {
                 plan.notes.push(
                     "the server is a hot standby (pg_is_in_recovery()): nothing is changed".into(),
                 );
             }
+            let stale_notes = crate::plan::state_notes(&self.table, &snap, &plan);
             let outcomes = if dry_run || snap.in_recovery {
                 Vec::new()
             } else {
@@ -284,6 +323,11 @@ impl PartitionManager {
                     matches!(a, Action::BuildIndex { .. } | Action::RepairIndex { .. })
                 }),
                 total_events_estimate: after.rows_estimate(),
+                notes: if outcomes.is_empty() {
+                    plan.notes.clone()
+                } else {
+                    notes_after(&self.table, &plan, &stale_notes, &after, now)
+                },
                 plan,
                 outcomes,
             })
@@ -291,6 +335,24 @@ impl PartitionManager {
         .instrument(span)
         .await
     }
+}
+
+/// The plan's notes, with those describing the table's state (gaps, the default
+/// partition's rows) told again from the state the run left.
+fn notes_after(
+    table: &TableConfig,
+    plan: &Plan,
+    stale: &[String],
+    after: &TableSnapshot,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let next = plan_table(table, after, now);
+    plan.notes
+        .iter()
+        .filter(|n| !stale.contains(n))
+        .cloned()
+        .chain(crate::plan::state_notes(table, after, &next))
+        .collect()
 }
 
 fn single_action_plan(table: &TableConfig, action: Action, reason: &str) -> Plan {
@@ -313,10 +375,22 @@ pub struct RunOptions {
     /// Plan as if it were this instant (default: now).
     pub now: Option<DateTime<Utc>>,
     pub dry_run: bool,
+    /// Also create the partitions of past ranges whose rows wait in the default partition
+    /// (`maintain --backfill`).
+    pub backfill: bool,
     /// Only this table (`name` or `schema.name`).
     pub only_table: Option<String>,
     /// Stop between actions when set (shutdown).
     pub stop: Option<StopFlag>,
+}
+
+/// What a run of one table does besides planning.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunKind {
+    /// Plan only.
+    pub dry_run: bool,
+    /// Count the default partition's rows and create the partitions of past ranges.
+    pub backfill: bool,
 }
 
 /// One table's part of a run: its report, or why it could not be maintained.
@@ -416,7 +490,15 @@ pub async fn run_maintenance(
         let clock = Instant::now();
         let manager = PartitionManager::new(pool.clone(), table.clone()).with_retry(retry.clone());
         let result = manager
-            .maintain_on(conn, now, opts.dry_run, opts.stop.as_ref())
+            .run_on(
+                conn,
+                now,
+                RunKind {
+                    dry_run: opts.dry_run,
+                    backfill: opts.backfill,
+                },
+                opts.stop.as_ref(),
+            )
             .await;
         let (report, error, usage_error) = match result {
             Ok(r) => (Some(r), None, false),

@@ -21,7 +21,16 @@ impl fmt::Display for Action {
                 partition,
                 bounds,
                 mode,
-            } => write!(f, "{} {partition} {bounds}", expire_verb(*mode)),
+                rows,
+                bytes,
+            } => write!(
+                f,
+                "{} {partition} {bounds} ({} rows, {})",
+                expire_verb(*mode),
+                rows.map(|n| n.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                pretty_bytes(*bytes)
+            ),
             Action::SyncRls { partition } => write!(f, "sync row-level security of {partition}"),
             Action::BuildIndex {
                 partition,
@@ -67,6 +76,22 @@ impl fmt::Display for Action {
 }
 
 /// What an expiry does to the partition, as a verb.
+/// Bytes as `pg_size_pretty` prints them (base 1024, rounded, "bytes" below 10 kB).
+pub(crate) fn pretty_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    if value.abs() < 10.0 * 1024.0 {
+        return format!("{bytes} bytes");
+    }
+    let mut unit = 0;
+    value /= 1024.0;
+    while value.abs() >= 10.0 * 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{} {}", value.round() as i64, UNITS[unit])
+}
+
 fn expire_verb(mode: RetentionMode) -> &'static str {
     match mode {
         RetentionMode::Drop => "drop",

@@ -65,6 +65,8 @@ pub(super) fn expire(
                 partition: p.name.clone(),
                 bounds,
                 mode: table.retention_mode,
+                rows: p.rows_known(),
+                bytes: p.total_bytes,
             },
             format!(
                 "upper bound {} is at or before the retention cutoff {} (retention {}){}",

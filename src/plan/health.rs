@@ -11,8 +11,9 @@ use crate::catalog::{Partition, TableSnapshot};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartitionStats {
     pub partition_name: String,
-    /// `reltuples` estimate (0 until first analyzed).
-    pub row_count: i64,
+    /// `reltuples` estimate; `None` (JSON null, "unknown") when the partition holds data
+    /// but was never analyzed.
+    pub row_count: Option<i64>,
     pub size_bytes: i64,
     pub size_pretty: String,
     /// UTC date of the lower bound; `None` for the default partition.
@@ -49,7 +50,7 @@ pub fn partition_stats(snap: &TableSnapshot, p: &Partition) -> PartitionStats {
     let building = p.indexes.iter().filter(|i| !i.valid && i.building).count();
     PartitionStats {
         partition_name: p.name.clone(),
-        row_count: p.rows() as i64,
+        row_count: p.rows_known().map(|n| n as i64),
         size_bytes: p.total_bytes,
         size_pretty: p.size_pretty.clone(),
         date_range_start: p.bounds.map(|b| b.from.date_naive()),

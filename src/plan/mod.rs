@@ -8,8 +8,10 @@
 //! 2. the default partition is created when the table should have one (`create.rs`);
 //! 3. premake: every interval from the current one through +`premake` gets a partition,
 //!    unless an existing partition already covers part of it (reported, never overlapped).
-//!    Nothing further ahead is ever created, whatever rows wait in the default partition
-//!    (`create.rs`);
+//!    Nothing further ahead is ever created, whatever rows wait in the default partition.
+//!    With `--backfill` (a census of the default partition in the snapshot), also every
+//!    past interval whose rows wait there and every gap between partitions, back to the
+//!    retention cutoff. Gaps are reported either way (`create.rs`);
 //! 4. expiry: first what `partwarden_journal` says an earlier run began and did not
 //!    finish (a detached partition to drop or archive, a build record to write, a retired
 //!    table whose row-level security drifted; `journal.rs`); then partitions whose upper
@@ -66,6 +68,10 @@ pub enum Action {
         partition: String,
         bounds: PartitionBounds,
         mode: RetentionMode,
+        /// What it holds (shown with the action; a drop removes it): rows per its last
+        /// ANALYZE (`None`: never analyzed), and bytes with its indexes.
+        rows: Option<u64>,
+        bytes: i64,
     },
     SyncRls {
         partition: String,
@@ -213,6 +219,7 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
         .filter(|p| !p.detach_pending)
         .collect();
     create::premake(table, snapshot, &attached, &mut plan);
+    create::backfill(table, snapshot, &attached, &mut plan);
     let expiring = expire::expiring(table, snapshot, &mut plan);
     let expiring_names: Vec<&str> = expiring.iter().map(|p| p.name.as_str()).collect();
     journal::plan_journal(table, snapshot, &expiring_names, &mut plan);
@@ -233,9 +240,25 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
         );
     }
 
-    create::default_rows_note(snapshot, &mut plan.notes);
+    let state = state_notes(table, snapshot, &plan);
+    plan.notes.extend(state);
     vector::parent_index_warnings(snapshot, &mut plan.notes);
     plan
+}
+
+/// The notes that describe the table as `snapshot` has it, given what `plan` does to it:
+/// gaps between partitions, and the default partition's rows. A run's report recomputes
+/// them from the state the run left (the others are about the plan, and stay).
+pub fn state_notes(table: &TableConfig, snapshot: &TableSnapshot, plan: &Plan) -> Vec<String> {
+    let attached: Vec<&Partition> = snapshot
+        .partitions
+        .iter()
+        .filter(|p| !p.detach_pending)
+        .collect();
+    let mut notes = Vec::new();
+    create::gap_notes(table, snapshot, &attached, plan, &mut notes);
+    create::default_rows_note(table, snapshot, plan, &mut notes);
+    notes
 }
 
 /// The partitions rules 5 to 7 look after: the attached ones and the default partition,

@@ -25,6 +25,9 @@ pub struct VectorHealth {
     pub building: usize,
     /// (partition, bytes) of each valid vector index.
     pub sizes: Vec<(String, i64)>,
+    /// (partition, what `status` shows of its vector index: `hnsw`, `ivfflat building`,
+    /// `hnsw INVALID`, `missing`, or `-` when it wants none yet).
+    pub per_partition: Vec<(String, String)>,
 }
 
 /// True for an index of pgvector's access methods on `column`.
@@ -123,20 +126,31 @@ pub fn health(table: &TableConfig, snap: &TableSnapshot) -> VectorHealth {
     let mut h = VectorHealth::default();
     for p in snap.all_partitions() {
         let (mut has_valid, mut building) = (false, false);
+        let mut shown = Vec::new();
         for i in vector_indexes(p, policy) {
             if i.valid {
                 has_valid = true;
                 h.sizes.push((p.name.clone(), i.size_bytes));
+                shown.push(i.am.clone());
             } else if i.building {
                 building = true;
                 h.building += 1;
+                shown.push(format!("{} building", i.am));
             } else {
                 h.invalid += 1;
+                shown.push(format!("{} INVALID", i.am));
             }
         }
         if !has_valid && !building && wanted(p, policy) {
             h.missing += 1;
+            shown.push("missing".into());
         }
+        let shown = if shown.is_empty() {
+            "-".into()
+        } else {
+            shown.join(", ")
+        };
+        h.per_partition.push((p.name.clone(), shown));
     }
     h
 }
@@ -570,6 +584,7 @@ mod tests {
             is_default: false,
             detach_pending: false,
             rows_estimate: rows,
+            heap_bytes: 8192,
             total_bytes: 0,
             index_bytes: 0,
             size_pretty: String::new(),

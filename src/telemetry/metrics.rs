@@ -85,7 +85,13 @@ impl TableGauges {
             vector_indexes_invalid: vector.invalid,
             per_partition: stats
                 .iter()
-                .map(|s| (s.partition_name.clone(), s.size_bytes, s.row_count as u64))
+                .map(|s| {
+                    (
+                        s.partition_name.clone(),
+                        s.size_bytes,
+                        s.row_count.unwrap_or(0) as u64,
+                    )
+                })
                 .collect(),
             vector_index_bytes: vector.sizes,
         }
@@ -468,6 +474,7 @@ mod tests {
             default_partition: None,
             in_recovery: false,
             journal: vec![retired(true)],
+            default_census: None,
         };
         assert_eq!(
             TableGauges::from_snapshot(table, &snap, Utc::now()).rls_drift,
