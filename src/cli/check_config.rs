@@ -22,15 +22,22 @@ pub struct Args {
 /// `global_config` is `--config`, used when no FILE is given.
 pub fn run(args: &Args, global_config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let path = args.file.as_deref().or(global_config);
-    let config = Config::load(path).map_err(Error::from)?;
+    let (config, effective) = Config::load_effective(path).map_err(Error::from)?;
     for w in config.warnings() {
         eprintln!("partwarden: warning: {w}");
     }
-    println!("{config:#?}");
+    // Comments, so that the whole output is still a TOML file one can load.
+    match path {
+        Some(p) => println!("# read {}, then the environment", p.display()),
+        None => println!(
+            "# no configuration file given (--config or FILE): built-in defaults, then the environment"
+        ),
+    }
+    println!("# the configuration in force:\n{effective}");
     if !args.offline && config.database_url().is_ok() {
         return check_against_database(&config);
     }
-    println!("configuration OK");
+    println!("# configuration OK");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -54,7 +61,7 @@ fn check_against_database(config: &Config) -> anyhow::Result<ExitCode> {
         eprintln!("partwarden: error: {p}");
     }
     if problems.is_empty() {
-        println!("configuration OK (tables checked against the database)");
+        println!("# configuration OK (tables checked against the database)");
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::from(2))

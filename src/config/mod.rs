@@ -35,6 +35,7 @@
 //! [`ConfigError`]s mean exit code 2.
 
 mod database;
+mod effective;
 mod error;
 mod fields;
 mod http;
@@ -118,24 +119,32 @@ impl Config {
     /// error naming it), then the process environment (`PARTWARDEN__SECTION__KEY`,
     /// `DATABASE_URL`). See the module docs for precedence.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let text = match path {
-            Some(p) => Some(
-                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?,
-            ),
-            None => None,
-        };
-        let env: Vec<(String, String)> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        let (text, env) = read_sources(path)?;
+        Config::from_sources(text.as_deref(), &env).map_err(|e| in_file(e, path))
+    }
+
+    /// [`Config::load`], and the configuration in force as TOML (see
+    /// [`Config::effective_toml`]).
+    pub fn load_effective(path: Option<&Path>) -> Result<(Config, String), ConfigError> {
+        let (text, env) = read_sources(path)?;
+        let config = Config::from_sources(text.as_deref(), &env).map_err(|e| in_file(e, path))?;
+        let toml = Config::effective_toml(&config, text.as_deref(), &env)?;
+        Ok((config, toml))
+    }
+
+    /// Every key of `config` (built from `toml` and `env`) with the value in force, as
+    /// TOML: durations as written where they were written, the URL's password hidden.
+    pub fn effective_toml(
+        config: &Config,
+        toml: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<String, ConfigError> {
+        let merged = merge_sources(toml, env)?;
+        let written = effective::DURATION_KEYS
+            .iter()
+            .filter_map(|k| merged.get_string(k).ok().map(|v| (k.to_string(), v)))
             .collect();
-        Config::from_sources(text.as_deref(), &env).map_err(|e| match (e, path) {
-            (ConfigError::Parse(msg), Some(p)) => {
-                ConfigError::Parse(format!("{}: {msg}", p.display()))
-            }
-            (e, _) => e,
-        })
+        Ok(effective::render(config, &written))
     }
 
     /// Build the configuration from TOML text (if any) and an explicit environment.
@@ -243,6 +252,30 @@ impl Config {
                 ),
             )),
         }
+    }
+}
+
+/// The file's text (a missing or unreadable file is an error naming it) and the process
+/// environment.
+fn read_sources(path: Option<&Path>) -> Result<(Option<String>, Vec<(String, String)>), ConfigError> {
+    let text = match path {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+            path: p.to_path_buf(),
+            source,
+        })?),
+        None => None,
+    };
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    Ok((text, env))
+}
+
+/// A parse error names the file it is in.
+fn in_file(e: ConfigError, path: Option<&Path>) -> ConfigError {
+    match (e, path) {
+        (ConfigError::Parse(msg), Some(p)) => ConfigError::Parse(format!("{}: {msg}", p.display())),
+        (e, _) => e,
     }
 }
 
