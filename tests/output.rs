@@ -124,3 +124,17 @@ async fn status_shows_past_and_expiring_partitions_and_vector_indexes_and_drops_
         .unwrap_or_else(|| panic!("{}", run.out));
     assert!(drop.contains("(3 rows, ") && drop.contains(" kB)"), "{drop}");
 }
+
+#[tokio::test]
+async fn logs_have_no_colour_when_stderr_is_not_a_terminal() {
+    let db = TestDb::migrated("output_no_ansi").await;
+    let run = partwarden(
+        &db,
+        None,
+        &[("RUST_LOG", "debug")],
+        &["maintain", "--dry-run", "--table", "archon_ga4_events"],
+    );
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(run.out.contains("DEBUG"), "no log lines to look at: {}", run.out);
+    assert!(!run.out.contains('\u{1b}'), "ANSI escapes in a pipe: {:?}", run.out);
+}
