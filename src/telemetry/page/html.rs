@@ -208,11 +208,16 @@ fn kpis(out: &mut String, t: &PageTable, now: DateTime<Utc>) {
         ),
     }
     if let Some(c) = t.retention_cutoff {
+        let at = if c.num_seconds_from_midnight() == 0 {
+            String::new()
+        } else {
+            c.format("at %H:%M UTC; ").to_string()
+        };
         let sub = format!(
-            "retention {}: partitions ending by then expire",
+            "{at}retention {}: partitions ending by then expire",
             t.retention.as_deref().unwrap_or("?")
         );
-        kpi(out, "cutoff", "retention cutoff", &when(c), &sub);
+        kpi(out, "cutoff", "retention cutoff", &day(c), &sub);
     }
     let ranges: Vec<&PagePartition> = t.partitions.iter().filter(|p| !p.is_default).collect();
     let future = ranges
@@ -268,7 +273,10 @@ fn partition_table(out: &mut String, t: &PageTable, now: DateTime<Utc>) {
         if p.indexes_building > 0 {
             labels.push("index building");
         }
-        let class = st.first().map(|s| s.class()).unwrap_or("");
+        let mut class = st.first().map(|s| s.class()).unwrap_or("").to_string();
+        if p.is_default && p.rows.is_some_and(|n| n > 0) {
+            class.push_str(" warn");
+        }
         let rows_attr = p.rows.map_or_else(|| "unknown".into(), |n| n.to_string());
         let bytes_attr = p.bytes.map(|b| b.to_string()).unwrap_or_default();
         let _ = write!(
@@ -317,6 +325,7 @@ fn actions(out: &mut String, actions: &Actions, origin: &Origin) {
             seconds,
             error,
             rows,
+            notes,
         } => {
             let failed = error.is_some() || rows.iter().any(|r| r.status == "failed");
             let _ = write!(
@@ -347,9 +356,10 @@ fn actions(out: &mut String, actions: &Actions, origin: &Origin) {
                 let _ = write!(out, "<p class=\"error\">FAILED: {}</p>", esc(e));
             }
             action_table(out, rows, "detail");
+            note_list(out, notes);
             out.push_str("</div>");
         }
-        Actions::Pending(rows) => {
+        Actions::Pending { rows, notes } => {
             let _ = write!(
                 out,
                 "<div class=\"actions\" data-actions=\"{}\" data-run=\"pending\">\
@@ -365,6 +375,7 @@ fn actions(out: &mut String, actions: &Actions, origin: &Origin) {
                 }
             );
             action_table(out, rows, "why");
+            note_list(out, notes);
             out.push_str("</div>");
         }
     }
@@ -395,6 +406,17 @@ fn action_table(out: &mut String, rows: &[ActionRow], detail: &str) {
         );
     }
     out.push_str("</tbody></table>");
+}
+
+fn note_list(out: &mut String, notes: &[String]) {
+    if notes.is_empty() {
+        return;
+    }
+    out.push_str("<ul class=\"notes\">");
+    for n in notes {
+        let _ = write!(out, "<li>{}</li>", esc(n));
+    }
+    out.push_str("</ul>");
 }
 
 /// Text and attribute values (always written in double quotes).

@@ -57,7 +57,7 @@ mod tests {
                      "detail": "created", "reason": "premake", "attempts": 1, "seconds": 0.1},
                     {"kind": "sync_rls", "partition": "ev_p2026_05", "status": "failed",
                      "detail": "<b>lock</b> timeout", "reason": "drift", "attempts": 3, "seconds": 2.0},
-                ]},
+                ], "plan": {"notes": ["about 42 row(s) in the default partition"]}},
             }},
             "tables": { label: {
                 "table": label, "interval": "month", "premake": 3, "retention": "2 months",
@@ -159,12 +159,13 @@ mod tests {
         assert!(html.contains("<tr class=\"expiring\" data-partition=\"ev_p2026_02\""));
         assert!(html.contains("<tr class=\"current\" data-partition=\"ev_p2026_05\""));
         assert!(html.contains("<tr class=\"future\" data-partition=\"ev_p2026_06\""));
-        assert!(html.contains("<tr class=\"default\" data-partition=\"ev_default\""));
+        assert!(html.contains("<tr class=\"default warn\" data-partition=\"ev_default\""));
         // The last run: both actions, the failure marked.
         assert!(html.contains("data-actions=\"2\" data-run=\"failed\""));
         assert!(html
             .contains("data-kind=\"sync_rls\" data-target=\"ev_p2026_05\" data-status=\"failed\""));
         assert!(html.contains("started 2026-05-15 11:00:00 UTC, took 0.50 s: 2 action(s)"));
+        assert!(html.contains("<li>about 42 row(s) in the default partition</li>"));
     }
 
     #[test]

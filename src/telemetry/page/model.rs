@@ -90,9 +90,14 @@ pub enum Actions {
         /// The run failed before or outside its actions.
         error: Option<String>,
         rows: Vec<ActionRow>,
+        /// The plan's notes: what needs no action, or what partwarden will not do.
+        notes: Vec<String>,
     },
     /// What maintenance would do now (the CLI keeps no record of the daemon's runs).
-    Pending(Vec<ActionRow>),
+    Pending {
+        rows: Vec<ActionRow>,
+        notes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +237,7 @@ impl Actions {
             seconds: run["seconds"].as_f64(),
             error: text(&run["error"]),
             rows,
+            notes: texts(&run["report"]["plan"]["notes"]),
         }
     }
 
@@ -250,7 +256,10 @@ impl Actions {
                     .collect()
             })
             .unwrap_or_default();
-        Actions::Pending(rows)
+        Actions::Pending {
+            rows,
+            notes: texts(&entry["notes"]),
+        }
     }
 }
 
@@ -260,6 +269,12 @@ fn text(v: &Value) -> Option<String> {
         Value::Null => None,
         other => Some(other.to_string()),
     }
+}
+
+fn texts(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(text).collect())
+        .unwrap_or_default()
 }
 
 fn instant(v: &Value) -> Option<DateTime<Utc>> {
