@@ -219,48 +219,36 @@ impl PagePartition {
 impl Actions {
     /// From one of `/status`'s `last_runs`: a `TableRun`.
     pub fn from_last_run(run: &Value) -> Self {
-        let rows = run["report"]["outcomes"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|o| ActionRow {
-                        kind: text(&o["kind"]).unwrap_or_default(),
-                        partition: text(&o["partition"]).unwrap_or_default(),
-                        status: text(&o["status"]).unwrap_or_default(),
-                        detail: text(&o["detail"]).unwrap_or_default(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Actions::LastRun {
             started_at: instant(&run["started_at"]),
             seconds: run["seconds"].as_f64(),
             error: text(&run["error"]),
-            rows,
+            rows: action_rows(&run["report"]["outcomes"], None, "detail"),
             notes: texts(&run["report"]["plan"]["notes"]),
         }
     }
 
     /// From `status --json`'s `pending_actions` (planned actions).
     pub fn from_pending(entry: &Value) -> Self {
-        let rows = entry["pending_actions"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|o| ActionRow {
-                        kind: text(&o["kind"]).unwrap_or_default(),
-                        partition: text(&o["partition"]).unwrap_or_default(),
-                        status: "pending".into(),
-                        detail: text(&o["reason"]).unwrap_or_default(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Actions::Pending {
-            rows,
+            rows: action_rows(&entry["pending_actions"], Some("pending"), "reason"),
             notes: texts(&entry["notes"]),
         }
     }
+}
+
+/// Outcomes (their own status) or planned actions (`status` given); the detail is the
+/// `detail` key's text.
+fn action_rows(list: &Value, status: Option<&str>, detail: &str) -> Vec<ActionRow> {
+    let row = |o: &Value| ActionRow {
+        kind: text(&o["kind"]).unwrap_or_default(),
+        partition: text(&o["partition"]).unwrap_or_default(),
+        status: status.map_or_else(|| text(&o["status"]).unwrap_or_default(), String::from),
+        detail: text(&o[detail]).unwrap_or_default(),
+    };
+    list.as_array()
+        .map(|a| a.iter().map(row).collect())
+        .unwrap_or_default()
 }
 
 fn text(v: &Value) -> Option<String> {
