@@ -40,11 +40,13 @@ cat <<TXT
 The demo database is up and partwarden runs against it (Ctrl-C stops both and removes the
 cluster). HTTP on 127.0.0.1:$port (set PW_DEMO_HTTP_PORT to choose the port). In another
 terminal:
+  http://127.0.0.1:$port/                 # the status page (in a browser): partitions at a glance
   curl http://127.0.0.1:$port/metrics     # Prometheus metrics
   curl http://127.0.0.1:$port/healthz     # liveness: the process answers
   curl http://127.0.0.1:$port/readyz      # readiness: the database answers
   curl http://127.0.0.1:$port/status      # JSON: partitions, coverage, last runs
   DATABASE_URL=$DATABASE_URL $bin status
+  DATABASE_URL=$DATABASE_URL $bin status --html status.html
   DATABASE_URL=$DATABASE_URL $bin maintain --dry-run --now 2030-01-15
   $PW_PG_BIN/psql "$DATABASE_URL"
 TXT
@@ -57,7 +59,7 @@ if [ "${PW_DEMO_ONESHOT:-0}" = 1 ]; then
         curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
         sleep 0.1
     done
-    for e in $endpoints; do
+    for e in "" $endpoints; do
         curl -fsS -o /dev/null "http://127.0.0.1:$port/$e" || { echo "demo: /$e did not answer 200" >&2; exit 1; }
     done
     curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^partwarden_(partitions|future_partitions|leader|database_up)'

@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 echo "== Prometheus rules, rule unit tests and configs (installs Debian's prometheus + alertmanager if missing)"
 scripts/check-prometheus.sh
 
+echo "== chromium for the status page's browser test (installs Debian's chromium if missing)"
+scripts/install-chromium.sh
+
 pw_pg_install
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-test.XXXXXX")
 chmod 0755 "$tmp"
@@ -42,3 +45,4 @@ esac
 for e in metrics healthz readyz status; do
     grep -q "curl http://127.0.0.1:[0-9]*/$e " "$tmp/demo.out" || { echo "demo: the hints do not list /$e" >&2; exit 1; }
 done
+grep -q "http://127.0.0.1:[0-9]*/ .*status page" "$tmp/demo.out" || { echo "demo: the hints do not list the status page /" >&2; exit 1; }

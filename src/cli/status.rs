@@ -1,6 +1,8 @@
 //! `partwarden status`: the partitions of every configured table, their coverage and
-//! health, and what maintenance would do; as text, or one JSON document.
+//! health, and what maintenance would do; as text, one JSON document, or the daemon's
+//! status page (`--html`).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -13,6 +15,7 @@ use partwarden::error::Error;
 use partwarden::plan::health::{self, Coverage, PartitionStats};
 use partwarden::plan::vector::VectorHealth;
 use partwarden::plan::{Action, Plan};
+use partwarden::telemetry::page::{self, model::Origin, Actions, PageDoc, PageTable};
 
 use super::render;
 
@@ -21,6 +24,10 @@ pub struct Args {
     /// One JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write the status page (the daemon's `/`, with the pending actions where the daemon
+    /// shows its last run) to FILE instead; `-` for stdout.
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    html: Option<PathBuf>,
     /// Evaluate as if it were this instant (RFC 3339, or a date: its midnight UTC).
     #[arg(long, value_name = "INSTANT", value_parser = super::parse_instant)]
     now: Option<DateTime<Utc>>,
@@ -54,6 +61,14 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let code = if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if let Some(path) = &args.html {
+        return Ok(write_page(path, &tables, now).unwrap_or(code));
+    }
     if args.json {
         let doc = serde_json::json!({ "now": now, "tables": tables });
         println!(
@@ -63,11 +78,41 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print!("{text}");
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(code)
+}
+
+/// The page of `tables` (their `--json` entries) to `path`; `Some(2)` when it cannot be
+/// written, after saying why.
+fn write_page(path: &Path, tables: &[serde_json::Value], now: DateTime<Utc>) -> Option<ExitCode> {
+    let doc = PageDoc {
+        origin: Origin::Cli,
+        now,
+        tables: tables
+            .iter()
+            .map(|t| {
+                let label = t["table"].as_str().unwrap_or_default();
+                PageTable::from_status_entry(label, t, Actions::from_pending(t))
+            })
+            .collect(),
+    };
+    let html = page::render(&doc);
+    if path.as_os_str() == "-" {
+        print!("{html}");
+        return None;
+    }
+    match std::fs::write(path, html) {
+        Ok(()) => {
+            println!("status page written to {}", path.display());
+            None
+        }
+        Err(e) => {
+            eprintln!(
+                "partwarden: error: cannot write the status page to {}: {e}",
+                path.display()
+            );
+            Some(ExitCode::from(2))
+        }
+    }
 }
 
 /// What `status` shows of one table, as of `now`.
@@ -161,6 +206,7 @@ impl TableHealth {
             "premake": table.premake,
             "retention": table.retention.to_string(),
             "retention_mode": table.retention_mode,
+            "retention_cutoff": plan.cutoff,
             "partitions": stats,
             "partition_count": snap.partitions.len(),
             "future_partitions": coverage.future_partitions,
@@ -178,6 +224,7 @@ impl TableHealth {
             "pending_actions": plan.actions,
             "journal": snap.journal,
             "notes": plan.notes,
+            "read_at": Utc::now(),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! `partwarden run`: the long-running sidecar.
 //!
 //! Tasks, all in one process:
-//! * HTTP (`/metrics`, `/healthz`, `/readyz`, `/status`) from memory (`shared`) — up
+//! * HTTP (`/`, `/metrics`, `/healthz`, `/readyz`, `/status`) from memory (`shared`) — up
 //!   before, and whatever happens to, the database;
 //! * statistics (`stats`): a catalog snapshot per table refreshes the gauges, with a
 //!   `heartbeat` in between so readiness follows the database;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::engine::manager::TableRun;
 use crate::telemetry::http::Endpoints;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::page;
 
 /// State shared by the tasks and served over HTTP.
 pub(super) struct Shared {
@@ -121,6 +122,22 @@ impl Endpoints for Shared {
     }
 
     fn status_json(&self) -> String {
+        serde_json::to_string_pretty(&self.status_doc()).unwrap_or_else(|_| "{}".into())
+    }
+
+    fn status_page(&self) -> String {
+        let configured: Vec<String> = self.config.tables.iter().map(|t| t.label()).collect();
+        page::render(&page::PageDoc::from_daemon_status(
+            &self.status_doc(),
+            &configured,
+            Utc::now(),
+        ))
+    }
+}
+
+impl Shared {
+    /// `/status`, which the page is drawn from too: the two agree by construction.
+    fn status_doc(&self) -> serde_json::Value {
         let runs = locked(&self.last_runs).clone();
         let tables = locked(&self.tables_status).clone();
         let up = self.db_up();
@@ -128,7 +145,7 @@ impl Endpoints for Shared {
             let o = locked(&self.outage);
             (o.reason.clone(), o.since)
         };
-        let doc = serde_json::json!({
+        serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "database_up": up,
             "database": { "up": up, "error": error, "unreachable_since": since },
@@ -136,8 +153,7 @@ impl Endpoints for Shared {
             "maintenance_running": self.running.load(Ordering::Relaxed),
             "last_runs": runs,
             "tables": tables,
-        });
-        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
+        })
     }
 }
 

@@ -79,7 +79,7 @@ async fn refresh_table(
             shared
                 .metrics
                 .set_table(&label, TableGauges::from_snapshot(table, &snap, now));
-            let json = table_status(&label, &snap, now);
+            let json = table_status(table, &snap, now);
             locked(&shared.tables_status).insert(label, json);
             true
         }
@@ -99,13 +99,24 @@ async fn refresh_table(
     }
 }
 
-fn table_status(label: &str, snap: &TableSnapshot, now: DateTime<Utc>) -> serde_json::Value {
+/// One table's `/status` entry, which the page at `/` is drawn from: the keys
+/// `status --json` gives them the same meaning.
+fn table_status(
+    table: &TableConfig,
+    snap: &TableSnapshot,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
     let coverage = health::coverage(snap, now);
     serde_json::json!({
-        "table": label,
+        "table": table.label(),
+        "interval": table.interval,
+        "premake": table.premake,
+        "retention": table.retention.to_string(),
+        "retention_cutoff": table.retention.cutoff(now),
         "partitions": health::all_stats(snap),
         "future_partitions": coverage.future_partitions,
         "covered_until": coverage.covered_until,
+        "default_partition_rows": snap.default_partition.as_ref().map(|d| d.rows()),
         "estimated_rows": snap.rows_estimate(),
         "read_at": now,
     })

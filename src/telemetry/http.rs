@@ -1,5 +1,5 @@
-//! `/metrics`, `/healthz`, `/readyz` and `/status` over HTTP/1.1: an axum router served
-//! by hyper, with the limits a sidecar's port needs.
+//! `/` (the status page), `/metrics`, `/healthz`, `/readyz` and `/status` over HTTP/1.1:
+//! an axum router served by hyper, with the limits a sidecar's port needs.
 //!
 //! * keep-alive, with every connection closed after [`IDLE_TIMEOUT`] without a byte
 //!   read, and after [`HEADER_TIMEOUT`] if a request's header is still incomplete;
@@ -46,6 +46,8 @@ pub trait Endpoints: Send + Sync + 'static {
     fn ready(&self) -> Result<(), String>;
     /// JSON document of the last run and the partitions.
     fn status_json(&self) -> String;
+    /// The same as an HTML page (`telemetry::page`).
+    fn status_page(&self) -> String;
 }
 
 type Shared = Arc<dyn Endpoints>;
@@ -105,10 +107,22 @@ async fn status(State(e): State<Shared>) -> Response {
         .into_response()
 }
 
+async fn page(State(e): State<Shared>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        e.status_page(),
+    )
+        .into_response()
+}
+
 /// The routes (GET, and HEAD through axum's GET routes); anything else is 404, other
 /// methods on known paths 405.
 pub fn router(endpoints: Shared) -> Router {
     Router::new()
+        .route("/", get(page).fallback(only_get))
         .route("/metrics", get(metrics).fallback(only_get))
         .route("/healthz", get(healthz).fallback(only_get))
         .route("/readyz", get(readyz).fallback(only_get))
@@ -116,7 +130,7 @@ pub fn router(endpoints: Shared) -> Router {
         .fallback(|| async {
             text(
                 StatusCode::NOT_FOUND,
-                "not found: try /metrics, /healthz, /readyz or /status\n",
+                "not found: try /, /metrics, /healthz, /readyz or /status\n",
             )
         })
         .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
@@ -194,9 +208,18 @@ mod tests {
         fn status_json(&self) -> String {
             "{}".into()
         }
+        fn status_page(&self) -> String {
+            "<!DOCTYPE html>".into()
+        }
     }
 
     async fn code(up: bool, method: Method, uri: &str) -> (u16, String) {
+        let (code, ct, _, _) = request(up, method, uri).await;
+        (code, ct)
+    }
+
+    /// (status, content type, cache control, body).
+    async fn request(up: bool, method: Method, uri: &str) -> (u16, String, String, String) {
         let r = router(Arc::new(Fake(up)))
             .oneshot(
                 Request::builder()
@@ -212,7 +235,14 @@ mod tests {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
-        (r.status().as_u16(), ct)
+        let cache = r
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let code = r.status().as_u16();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (code, ct, cache, String::from_utf8_lossy(&body).into_owned())
     }
 
     #[tokio::test]
@@ -231,6 +261,23 @@ mod tests {
         );
         assert_eq!(code(true, Method::GET, "/nope").await.0, 404);
         assert_eq!(code(true, Method::POST, "/metrics").await.0, 405);
+        // The page, whatever the database does.
+        for up in [true, false] {
+            let (code, ct, cache, body) = request(up, Method::GET, "/").await;
+            assert_eq!((code, ct.as_str()), (200, "text/html; charset=utf-8"));
+            assert_eq!(cache, "no-store");
+            assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
+        }
+        let (code, ct, _, body) = request(true, Method::HEAD, "/").await;
+        assert_eq!(
+            (code, ct.as_str(), body.as_str()),
+            (200, "text/html; charset=utf-8", "")
+        );
+        for method in [Method::POST, Method::PUT, Method::DELETE] {
+            assert_eq!(request(true, method, "/").await.0, 405);
+        }
+        let (_, _, _, hint) = request(true, Method::GET, "/nope").await;
+        assert!(hint.contains("try /, /metrics"), "{hint}");
     }
 
     /// Malformed requests get 400 from the server (hyper's parser), and it keeps serving.

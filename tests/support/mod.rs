@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod browser;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
