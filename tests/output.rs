@@ -5,7 +5,9 @@ mod support;
 
 use partwarden::config::Config;
 use sqlx::Executor;
-use support::cli::{grant_app, insert_event, old_partition, partwarden, partwarden_at, write_config};
+use support::cli::{
+    grant_app, insert_event, old_partition, partwarden, partwarden_at, write_config,
+};
 use support::TestDb;
 
 #[test]
@@ -23,7 +25,8 @@ fn check_config_prints_the_configuration_in_force_as_toml_naming_the_file() {
     );
     assert_eq!(run.code, 0, "{}", run.out);
     assert!(
-        run.out.contains(&format!("# read {}, then the environment", file.display())),
+        run.out
+            .contains(&format!("# read {}, then the environment", file.display())),
         "{}",
         run.out
     );
@@ -40,8 +43,16 @@ fn check_config_prints_the_configuration_in_force_as_toml_naming_the_file() {
     ] {
         assert!(run.out.lines().any(|l| l == line), "{line}\n{}", run.out);
     }
-    assert!(!run.out.contains("hunter2"), "the password is printed: {}", run.out);
-    assert!(!run.out.contains("Duration"), "Rust's Debug output: {}", run.out);
+    assert!(
+        !run.out.contains("hunter2"),
+        "the password is printed: {}",
+        run.out
+    );
+    assert!(
+        !run.out.contains("Duration"),
+        "Rust's Debug output: {}",
+        run.out
+    );
     // What it prints is a configuration file that loads to the same configuration.
     let toml: String = run
         .out
@@ -55,23 +66,38 @@ fn check_config_prints_the_configuration_in_force_as_toml_naming_the_file() {
         Some(&std::fs::read_to_string(&file).unwrap()),
         &[
             ("DATABASE_URL".into(), url.into()),
-            ("PARTWARDEN__DATABASE__CONNECT_TIMEOUT".into(), "1500ms".into()),
+            (
+                "PARTWARDEN__DATABASE__CONNECT_TIMEOUT".into(),
+                "1500ms".into(),
+            ),
         ],
     )
     .unwrap();
     assert_eq!(printed.database.lock_wait, original.database.lock_wait);
-    assert_eq!(printed.database.connect_timeout, original.database.connect_timeout);
+    assert_eq!(
+        printed.database.connect_timeout,
+        original.database.connect_timeout
+    );
     assert_eq!(printed.tables, original.tables);
     assert_eq!(printed.schedule, original.schedule);
 
     let run = partwarden_at(url, None, &[], &["check-config", "--offline"]);
     assert_eq!(run.code, 0, "{}", run.out);
-    assert!(run.out.contains("# no configuration file given"), "{}", run.out);
-    assert!(run.out.contains("name = \"archon_ga4_events\""), "{}", run.out);
+    assert!(
+        run.out.contains("# no configuration file given"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("name = \"archon_ga4_events\""),
+        "{}",
+        run.out
+    );
 }
 
 #[tokio::test]
-async fn status_shows_past_and_expiring_partitions_and_vector_indexes_and_drops_say_what_they_remove() {
+async fn status_shows_past_and_expiring_partitions_and_vector_indexes_and_drops_say_what_they_remove(
+) {
     let db = TestDb::migrated("output_status").await;
     let pool = db.owner_pool().await;
     grant_app(&pool, "public").await;
@@ -83,14 +109,23 @@ async fn status_shows_past_and_expiring_partitions_and_vector_indexes_and_drops_
     };
     let app = db.app_pool().await;
     for i in 0..3 {
-        insert_event(&app, "00000000-0000-0000-0000-00000000000a", month_start(30) + chrono::Duration::hours(i))
-            .await
-            .unwrap();
+        insert_event(
+            &app,
+            "00000000-0000-0000-0000-00000000000a",
+            month_start(30) + chrono::Duration::hours(i),
+        )
+        .await
+        .unwrap();
     }
     pool.execute(&*format!("ANALYZE {expiring}")).await.unwrap();
     let toml = "[[tables]]\nname = \"archon_ga4_events\"\n[tables.vector_index]\nmin_rows = 1000\n";
 
-    let run = partwarden(&db, Some(toml), &[], &["status", "--table", "archon_ga4_events"]);
+    let run = partwarden(
+        &db,
+        Some(toml),
+        &[],
+        &["status", "--table", "archon_ga4_events"],
+    );
     assert_eq!(run.code, 0, "{}", run.out);
     let header = run.out.lines().nth(1).unwrap_or_default();
     assert!(header.contains("VECTOR"), "{}", run.out);
@@ -115,14 +150,22 @@ async fn status_shows_past_and_expiring_partitions_and_vector_indexes_and_drops_
     let l = line(&current);
     assert!(l.contains(" - ") && l.contains("current"), "{l}");
 
-    let run = partwarden(&db, Some(toml), &[], &["maintain", "--dry-run", "--table", "archon_ga4_events"]);
+    let run = partwarden(
+        &db,
+        Some(toml),
+        &[],
+        &["maintain", "--dry-run", "--table", "archon_ga4_events"],
+    );
     assert_eq!(run.code, 0, "{}", run.out);
     let drop = run
         .out
         .lines()
         .find(|l| l.contains(&format!("drop {expiring} ")))
         .unwrap_or_else(|| panic!("{}", run.out));
-    assert!(drop.contains("(3 rows, ") && drop.contains(" kB)"), "{drop}");
+    assert!(
+        drop.contains("(3 rows, ") && drop.contains(" kB)"),
+        "{drop}"
+    );
 }
 
 #[tokio::test]
@@ -135,6 +178,14 @@ async fn logs_have_no_colour_when_stderr_is_not_a_terminal() {
         &["maintain", "--dry-run", "--table", "archon_ga4_events"],
     );
     assert_eq!(run.code, 0, "{}", run.out);
-    assert!(run.out.contains("DEBUG"), "no log lines to look at: {}", run.out);
-    assert!(!run.out.contains('\u{1b}'), "ANSI escapes in a pipe: {:?}", run.out);
+    assert!(
+        run.out.contains("DEBUG"),
+        "no log lines to look at: {}",
+        run.out
+    );
+    assert!(
+        !run.out.contains('\u{1b}'),
+        "ANSI escapes in a pipe: {:?}",
+        run.out
+    );
 }

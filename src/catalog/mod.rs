@@ -7,7 +7,9 @@
 pub mod read;
 pub mod vector;
 
-pub use read::{parse_range_bound, parse_timestamptz, read_journal, read_rls, read_table};
+pub use read::{
+    parse_range_bound, parse_timestamptz, read_journal, read_rls, read_table, read_tables, Detail,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,7 @@ pub struct PartitionIndex {
     pub valid: bool,
     /// The parent index this one is attached to, if any.
     pub parent_index: Option<i64>,
+    /// The index's comment (a vector index's build record); read for pgvector's only.
     pub comment: Option<String>,
     pub size_bytes: i64,
     /// A `CREATE INDEX` or `REINDEX` is under way for it (`pg_stat_progress_create_index`):
@@ -68,6 +71,8 @@ pub struct PartitionIndex {
     /// the partition that build locks counts as building.
     #[serde(default)]
     pub building: bool,
+    /// `pg_get_indexdef` of pgvector's indexes (ivfflat, hnsw); empty for the others,
+    /// whose definitions the planner never needs (the parent's are read in full).
     pub definition: String,
 }
 

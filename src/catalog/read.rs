@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::Deserialize;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row, ValueRef};
 
 use super::*;
 use crate::calendar::PartitionBounds;
@@ -65,10 +65,14 @@ const POLICIES_JSON: &str = r#"
 fn snapshot_sql() -> String {
     format!(
         r#"
-WITH parent AS (
-    SELECT c.oid, c.relkind, c.relrowsecurity, c.relforcerowsecurity
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = $1 AND c.relname = $2
+WITH wanted AS (
+    SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(schema_name, table_name, ord)
+),
+parent AS (
+    SELECT w.ord, c.oid, c.relkind, c.relrowsecurity, c.relforcerowsecurity
+      FROM wanted w
+      LEFT JOIN (pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace)
+             ON n.nspname = w.schema_name AND c.relname = w.table_name
 ),
 -- Index builds under way in this database. PostgreSQL shows another role's build to
 -- partwarden's role without its relid and index_relid; the relations its backend holds
@@ -85,7 +89,7 @@ building_on AS MATERIALIZED (
                           WHERE l.pid = b.pid AND l.locktype = 'relation') l
      WHERE b.relid IS NULL
 )
-SELECT json_build_object(
+SELECT p.ord, CASE WHEN p.oid IS NOT NULL THEN json_build_object(
     'oid', p.oid::int8,
     'relkind', p.relkind::text,
     'strategy', pt.partstrat::text,
@@ -122,10 +126,10 @@ SELECT json_build_object(
                     'bound', pg_get_expr(c.relpartbound, c.oid),
                     'detach_pending', inh.inhdetachpending,
                     'reltuples', c.reltuples,
-                    'heap_bytes', pg_relation_size(c.oid),
+                    'heap_bytes', CASE WHEN $3 THEN pg_relation_size(c.oid) ELSE -1 END,
                     'total_bytes', sz.total,
-                    'index_bytes', pg_indexes_size(c.oid),
-                    'size_pretty', pg_size_pretty(sz.total),
+                    'index_bytes', CASE WHEN $3 THEN pg_indexes_size(c.oid) ELSE -1 END,
+                    'size_pretty', CASE WHEN $3 THEN pg_size_pretty(sz.total) ELSE '' END,
                     'rls_enabled', c.relrowsecurity,
                     'rls_forced', c.relforcerowsecurity,
                     'policies', ({POLICIES_JSON} c.oid),
@@ -136,15 +140,22 @@ SELECT json_build_object(
                                     'valid', i.indisvalid,
                                     'parent_index', (SELECT ii.inhparent::int8 FROM pg_inherits ii
                                                       WHERE ii.inhrelid = i.indexrelid),
-                                    'comment', obj_description(i.indexrelid, 'pg_class'),
-                                    'size_bytes', pg_relation_size(i.indexrelid),
+                                    -- definitions and comments are read for pgvector's
+                                    -- indexes only: the planner needs no other partition
+                                    -- index's, and pg_get_indexdef is most of the query's
+                                    -- time at a thousand partitions
+                                    'comment', CASE WHEN am.amname IN ('ivfflat', 'hnsw')
+                                                    THEN obj_description(i.indexrelid, 'pg_class') END,
+                                    'size_bytes', CASE WHEN $3 THEN pg_relation_size(i.indexrelid) ELSE -1 END,
                                     'building', coalesce(
                                         i.indexrelid IN (SELECT b.index_relid FROM builds b
                                                           WHERE b.index_relid IS NOT NULL)
                                         OR (NOT i.indisvalid
                                             AND c.oid IN (SELECT bo.relation FROM building_on bo)),
                                         false),
-                                    'definition', pg_get_indexdef(i.indexrelid)) ORDER BY ic.relname)
+                                    'definition', CASE WHEN am.amname IN ('ivfflat', 'hnsw')
+                                                       THEN pg_get_indexdef(i.indexrelid) ELSE '' END)
+                                    ORDER BY ic.relname)
                                   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
                                   JOIN pg_am am ON am.oid = ic.relam
                                  WHERE i.indrelid = c.oid)))
@@ -152,12 +163,24 @@ SELECT json_build_object(
                      JOIN pg_class c ON c.oid = inh.inhrelid
                      JOIN pg_namespace n ON n.oid = c.relnamespace
                      -- once per partition: it stats every file of the partition
-                     CROSS JOIN LATERAL (SELECT pg_total_relation_size(c.oid) AS total) sz
+                     CROSS JOIN LATERAL (SELECT CASE WHEN $3 THEN pg_total_relation_size(c.oid) ELSE -1 END AS total) sz
                     WHERE inh.inhparent = p.oid)
-)
+) END
 FROM parent p LEFT JOIN pg_partitioned_table pt ON pt.partrelid = p.oid
+ORDER BY p.ord
 "#
     )
+}
+
+/// How much a snapshot reads. Sizes are a `stat()` of every file of every partition —
+/// most of the snapshot's server time at a thousand partitions — and maintenance needs
+/// none of them (the daemon's statistics refresh reads them, on its own schedule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything, sizes included (`status`, the statistics refresh).
+    Full,
+    /// No sizes: they read as -1 (`total_bytes`, `heap_bytes`, …).
+    WithoutSizes,
 }
 
 /// Reads one table's snapshot. Errors name the table when it is missing, not
@@ -166,54 +189,95 @@ pub async fn read_table(
     conn: &mut PgConnection,
     table: &TableConfig,
 ) -> Result<TableSnapshot, Error> {
-    let label = table.label();
-    let row = sqlx::query(&snapshot_sql())
-        .bind(table.schema.as_str())
-        .bind(table.name.as_str())
-        .fetch_optional(&mut *conn)
+    let mut all = read_tables(conn, &[table], Detail::Full).await?;
+    all.pop().unwrap_or_else(|| Err(missing(table)))
+}
+
+/// The snapshots of `tables`, in one round trip for the catalog and one for the journal
+/// (plus a vector column's statistics per table that has a vector policy). The outer
+/// error is the database's; each table's own problem (missing, not partitioned…) is its
+/// entry's.
+pub async fn read_tables(
+    conn: &mut PgConnection,
+    tables: &[&TableConfig],
+    detail: Detail,
+) -> Result<Vec<Result<TableSnapshot, Error>>, Error> {
+    let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let rows = sqlx::query(&snapshot_sql())
+        .bind(&schemas)
+        .bind(&names)
+        .bind(detail == Detail::Full)
+        .fetch_all(&mut *conn)
         .await?;
-    let Some(row) = row else {
-        return Err(Error::Policy {
-            key: table.key("name"),
-            message: format!(
-                "{label} does not exist (check name and schema, and that `partwarden migrate` or your own \
-                 migration created it)"
-            ),
-        });
-    };
+    let mut raws = Vec::with_capacity(tables.len());
+    for (table, row) in tables.iter().zip(&rows) {
+        raws.push(parse_raw(table, row));
+    }
+    drop(rows);
+    // The connection's read buffer grew to the size of those rows and would keep it for
+    // the connection's lifetime, in every pooled connection that ever read a snapshot.
+    conn.shrink_buffers();
+    let labels: Vec<String> = tables.iter().map(|t| t.label()).collect();
+    let mut journals = read_journals(conn, &labels).await?;
+    let mut out = Vec::with_capacity(tables.len());
+    for (table, raw) in tables.iter().zip(raws) {
+        let snap = match raw {
+            Ok(raw) => {
+                let statistic_readable = raw.statistic_readable;
+                match into_snapshot(table, raw) {
+                    Ok(mut snap) => {
+                        if let Some(policy) = &table.vector_index {
+                            super::vector::read_column_stats(
+                                conn,
+                                &mut snap,
+                                policy.column.as_str(),
+                                statistic_readable,
+                            )
+                            .await?;
+                        }
+                        snap.journal = journals.remove(&table.label()).unwrap_or_default();
+                        Ok(snap)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        out.push(snap);
+    }
+    Ok(out)
+}
+
+fn missing(table: &TableConfig) -> Error {
+    Error::Policy {
+        key: table.key("name"),
+        message: format!(
+            "{} does not exist (check name and schema, and that `partwarden migrate` or your own \
+             migration created it)",
+            table.label()
+        ),
+    }
+}
+
+/// One row of the snapshot query: the table's JSON, parsed from the row's bytes straight
+/// into the typed rows (at 1,000+ partitions the text is megabytes, and a
+/// serde_json::Value of it several times that).
+fn parse_raw(table: &TableConfig, row: &sqlx::postgres::PgRow) -> Result<RawTable, Error> {
     let shape = |e: &dyn std::fmt::Display| Error::Catalog {
-        table: label.clone(),
+        table: table.label(),
         message: format!("unexpected catalog shape: {e}"),
     };
-    // Parsed from the row's bytes straight into the typed rows: at 1,000+ partitions the
-    // text is megabytes, and a serde_json::Value of it several times that (the daemon's
-    // memory peak at every refresh).
-    let raw: RawTable = {
-        let value = row.try_get_raw(0)?;
-        let bytes = value.as_bytes().map_err(|e| shape(&e))?;
-        serde_json::from_slice(bytes).map_err(|e| shape(&e))?
-    };
-    drop(row);
-    // The connection's read buffer grew to the size of that row and would keep it for the
-    // connection's lifetime, in every pooled connection that ever read a snapshot.
-    conn.shrink_buffers();
-    let statistic_readable = raw.statistic_readable;
-    let mut snap = into_snapshot(table, raw)?;
-    if let Some(policy) = &table.vector_index {
-        super::vector::read_column_stats(
-            conn,
-            &mut snap,
-            policy.column.as_str(),
-            statistic_readable,
-        )
-        .await?;
+    let value = row.try_get_raw(1)?;
+    if value.is_null() {
+        return Err(missing(table));
     }
-    snap.journal = read_journal(conn, &label).await?;
-    Ok(snap)
+    let bytes = value.as_bytes().map_err(|e| shape(&e))?;
+    serde_json::from_slice(bytes).map_err(|e| shape(&e))
 }
 
 const JOURNAL_SQL: &str = r#"
-SELECT jsonb_build_object(
+SELECT j.table_name, jsonb_build_object(
     'kind', j.kind, 'state', j.state, 'started_at', j.started_at,
     'relation', (SELECT json_build_object(
                      'schema', n.nspname::text, 'name', c.relname::text,
@@ -227,7 +291,7 @@ SELECT jsonb_build_object(
                     AND c.oid = (j.details->>'oid')::bigint::oid
                     AND c.relname = j.details->>'partition')
 ) || j.details
-  FROM partwarden_journal j WHERE j.table_name = $1 ORDER BY j.started_at, j.object
+  FROM partwarden_journal j WHERE j.table_name = ANY($1) ORDER BY j.table_name, j.started_at, j.object
 "#;
 
 /// The journal entries of one table (none when the journal table does not exist yet).
@@ -235,25 +299,35 @@ pub async fn read_journal(
     conn: &mut PgConnection,
     label: &str,
 ) -> Result<Vec<JournalEntry>, Error> {
+    let mut all = read_journals(conn, &[label.to_string()]).await?;
+    Ok(all.remove(label).unwrap_or_default())
+}
+
+/// The journal entries of each of `labels`, in one query.
+async fn read_journals(
+    conn: &mut PgConnection,
+    labels: &[String],
+) -> Result<std::collections::HashMap<String, Vec<JournalEntry>>, Error> {
+    let mut out = std::collections::HashMap::new();
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('partwarden_journal') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await?;
     if !exists {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let sql = JOURNAL_SQL.replace("POLICIES", POLICIES_JSON);
-    let rows: Vec<serde_json::Value> = sqlx::query_scalar(&sql)
-        .bind(label)
+    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(&sql)
+        .bind(labels)
         .fetch_all(&mut *conn)
         .await?;
-    rows.into_iter()
-        .map(|v| {
-            serde_json::from_value(v.clone()).map_err(|e| Error::Catalog {
-                table: label.to_string(),
-                message: format!("unreadable partwarden_journal entry {v}: {e}"),
-            })
-        })
-        .collect()
+    for (label, v) in rows {
+        let entry = serde_json::from_value(v.clone()).map_err(|e| Error::Catalog {
+            table: label.clone(),
+            message: format!("unreadable partwarden_journal entry {v}: {e}"),
+        })?;
+        out.entry(label).or_insert_with(Vec::new).push(entry);
+    }
+    Ok(out)
 }
 
 /// The row-level security `relation` (quoted, qualified) has now; `None` when it is gone.

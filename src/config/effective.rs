@@ -51,7 +51,11 @@ pub(super) fn render(config: &Config, written: &Written) -> String {
         ("statement_timeout", db.statement_timeout),
         ("connect_timeout", db.connect_timeout),
     ] {
-        line(&mut out, key, string(&duration(&format!("database.{key}"), d)));
+        line(
+            &mut out,
+            key,
+            string(&duration(&format!("database.{key}"), d)),
+        );
     }
     line(&mut out, "ddl_attempts", db.ddl_attempts.to_string());
     line(
@@ -64,11 +68,18 @@ pub(super) fn render(config: &Config, written: &Written) -> String {
     line(&mut out, "listen", string(&config.http.listen.to_string()));
 
     section(&mut out, "schedule");
-    line(&mut out, "maintenance", string(&config.schedule.maintenance));
+    line(
+        &mut out,
+        "maintenance",
+        string(&config.schedule.maintenance),
+    );
     line(
         &mut out,
         "stats_interval",
-        string(&duration("schedule.stats_interval", config.schedule.stats_interval)),
+        string(&duration(
+            "schedule.stats_interval",
+            config.schedule.stats_interval,
+        )),
     );
 
     section(&mut out, "log");
@@ -78,11 +89,18 @@ pub(super) fn render(config: &Config, written: &Written) -> String {
     let probe = &config.probe;
     section(&mut out, "probe");
     line(&mut out, "enabled", probe.enabled.to_string());
-    line(&mut out, "interval", string(&duration("probe.interval", probe.interval)));
+    line(
+        &mut out,
+        "interval",
+        string(&duration("probe.interval", probe.interval)),
+    );
     line(
         &mut out,
         "statement_timeout",
-        string(&duration("probe.statement_timeout", probe.statement_timeout)),
+        string(&duration(
+            "probe.statement_timeout",
+            probe.statement_timeout,
+        )),
     );
     if let Some(t) = &probe.tenant_id {
         line(&mut out, "tenant_id", string(t));
@@ -121,13 +139,24 @@ fn table(out: &mut String, t: &TableConfig) {
     line(
         out,
         "lists",
-        lists.parse::<u32>().map(|n| n.to_string()).unwrap_or_else(|_| string(&lists)),
+        lists
+            .parse::<u32>()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| string(&lists)),
     );
     line(out, "m", v.m.to_string());
     line(out, "ef_construction", v.ef_construction.to_string());
-    line(out, "rebuild_growth_factor", toml::Value::Float(v.rebuild_growth_factor).to_string());
+    line(
+        out,
+        "rebuild_growth_factor",
+        toml::Value::Float(v.rebuild_growth_factor).to_string(),
+    );
     line(out, "rebuild_on_close", v.rebuild_on_close.to_string());
-    line(out, "max_maintenance_work_mem", string(&v.max_maintenance_work_mem));
+    line(
+        out,
+        "max_maintenance_work_mem",
+        string(&v.max_maintenance_work_mem),
+    );
 }
 
 fn section(out: &mut String, name: &str) {
@@ -153,7 +182,12 @@ fn string(s: &str) -> String {
 /// The largest unit of `parse_duration`'s that states `d` exactly.
 pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)] {
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1_000),
+    ] {
         if ms > 0 && ms % per == 0 {
             return format!("{}{unit}", ms / per);
         }
@@ -181,8 +215,14 @@ mod tests {
         let config = Config::from_sources(Some(written), &[]).unwrap();
         let text = Config::effective_toml(&config, Some(written), &[]).unwrap();
         assert!(text.contains("lock_wait = \"75ms\""), "{text}");
-        assert!(text.contains("statement_timeout = \"1800s\""), "as written: {text}");
-        assert!(text.contains("connect_timeout = \"10s\""), "a default: {text}");
+        assert!(
+            text.contains("statement_timeout = \"1800s\""),
+            "as written: {text}"
+        );
+        assert!(
+            text.contains("connect_timeout = \"10s\""),
+            "a default: {text}"
+        );
         assert!(!text.contains("secret"), "{text}");
         assert!(text.contains("lists = 40"), "{text}");
         // Without the password it loads back to the same configuration.

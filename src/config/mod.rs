@@ -257,12 +257,16 @@ impl Config {
 
 /// The file's text (a missing or unreadable file is an error naming it) and the process
 /// environment.
-fn read_sources(path: Option<&Path>) -> Result<(Option<String>, Vec<(String, String)>), ConfigError> {
+fn read_sources(
+    path: Option<&Path>,
+) -> Result<(Option<String>, Vec<(String, String)>), ConfigError> {
     let text = match path {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-            path: p.to_path_buf(),
-            source,
-        })?),
+        Some(p) => Some(
+            std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
+        ),
         None => None,
     };
     let env = std::env::vars_os()

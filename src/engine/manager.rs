@@ -11,7 +11,7 @@ use tracing::{info_span, warn, Instrument};
 use crate::apply::census::count_default_partition;
 use crate::apply::{apply_plan, ActionOutcome, ApplyContext, RetryPolicy, StopFlag};
 use crate::calendar::{self, RetentionPeriod};
-use crate::catalog::{self, TableSnapshot};
+use crate::catalog::{self, Detail, TableSnapshot};
 use crate::config::{Config, TableConfig};
 use crate::error::Error;
 use crate::plan::health::{all_stats, PartitionStats};
@@ -267,11 +267,38 @@ impl PartitionManager {
         kind: RunKind,
         stop: Option<&StopFlag>,
     ) -> Result<MaintenanceReport, Error> {
+        let snap = self.maintenance_snapshot(conn).await?;
+        self.run_with_snapshot(conn, snap, now, kind, stop).await
+    }
+
+    /// The snapshot maintenance plans from: no sizes (see [`catalog::Detail`]).
+    async fn maintenance_snapshot(
+        &self,
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<TableSnapshot, Error> {
+        let mut one = catalog::read_tables(conn, &[&self.table], Detail::WithoutSizes).await?;
+        one.pop().unwrap_or_else(|| {
+            Err(Error::Catalog {
+                table: self.table.label(),
+                message: "the catalog returned no snapshot".into(),
+            })
+        })
+    }
+
+    /// [`Self::run_on`] with the table's snapshot already read.
+    async fn run_with_snapshot(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        snap: TableSnapshot,
+        now: DateTime<Utc>,
+        kind: RunKind,
+        stop: Option<&StopFlag>,
+    ) -> Result<MaintenanceReport, Error> {
         let RunKind { dry_run, backfill } = kind;
         let span = info_span!("table", table = %self.table.label());
+        let mut snap = snap;
         async move {
             crate::fault::point("maintain_table").await;
-            let mut snap = catalog::read_table(conn, &self.table).await?;
             crate::catalog::vector::validate_policy(conn, &self.table).await?;
             let mut standby_note = None;
             if backfill && snap.in_recovery {
@@ -285,6 +312,7 @@ impl PartitionManager {
             }
             let mut plan = plan_table(&self.table, &snap, now);
             plan.notes.extend(standby_note);
+            fill_expiry_sizes(conn, &snap, &mut plan).await?;
             if snap.in_recovery && !plan.is_empty() {
                 plan.notes.push(
                     "the server is a hot standby (pg_is_in_recovery()): nothing is changed".into(),
@@ -299,7 +327,7 @@ impl PartitionManager {
             let after = if outcomes.is_empty() {
                 snap
             } else {
-                catalog::read_table(conn, &self.table).await?
+                self.maintenance_snapshot(conn).await?
             };
             let done = |f: fn(&Action) -> bool| -> Vec<String> {
                 let mut v: Vec<String> = outcomes
@@ -335,6 +363,41 @@ impl PartitionManager {
         .instrument(span)
         .await
     }
+}
+
+/// The bytes each expiry removes (the maintenance snapshot reads no sizes): one query, and
+/// none when nothing expires.
+async fn fill_expiry_sizes(
+    conn: &mut sqlx::PgConnection,
+    snap: &TableSnapshot,
+    plan: &mut Plan,
+) -> Result<(), Error> {
+    let oids: Vec<i64> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::ExpirePartition { .. }))
+        .filter_map(|a| snap.find(a.action.partition()).map(|p| p.oid))
+        .collect();
+    if oids.is_empty() {
+        return Ok(());
+    }
+    let sizes: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT relname::text, pg_total_relation_size(oid) FROM pg_class WHERE oid = ANY($1::int8[]::oid[])",
+    )
+    .bind(&oids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for a in &mut plan.actions {
+        if let Action::ExpirePartition {
+            partition, bytes, ..
+        } = &mut a.action
+        {
+            if let Some((_, b)) = sizes.iter().find(|(n, _)| n == partition) {
+                *bytes = *b;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The plan's notes, with those describing the table's state (gaps, the default
@@ -465,6 +528,10 @@ pub async fn check_tables(
     Ok(problems)
 }
 
+/// How long a snapshot read at the start of a run is planned from; a table whose turn
+/// comes later is read again.
+const SNAPSHOT_REUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One maintenance run over every configured table (or one), all on `conn` (the one
 /// holding the run lock, [`MAINTENANCE_LOCK_KEY`], unless it is a dry run). A table that fails (missing,
 /// misconfigured, DDL errors) does not stop the others.
@@ -484,22 +551,34 @@ pub async fn run_maintenance(
         backoff: config.database.ddl_backoff,
         lock_wait: config.database.lock_wait,
     };
+    let kind = RunKind {
+        dry_run: opts.dry_run,
+        backfill: opts.backfill,
+    };
+    // Every table's snapshot in one round trip. A table whose turn comes long after (a
+    // slow index build before it) is read again, so no plan is made from an old picture.
+    let read_at = Instant::now();
+    let mut snapshots: Vec<Option<Result<TableSnapshot, Error>>> =
+        match catalog::read_tables(conn, &tables, Detail::WithoutSizes).await {
+            Ok(all) => all.into_iter().map(Some).collect(),
+            Err(_) => tables.iter().map(|_| None).collect(),
+        };
     let mut runs = Vec::new();
-    for table in tables {
+    for (k, table) in tables.iter().enumerate() {
         let started_at = Utc::now();
         let clock = Instant::now();
-        let manager = PartitionManager::new(pool.clone(), table.clone()).with_retry(retry.clone());
-        let result = manager
-            .run_on(
-                conn,
-                now,
-                RunKind {
-                    dry_run: opts.dry_run,
-                    backfill: opts.backfill,
-                },
-                opts.stop.as_ref(),
-            )
-            .await;
+        let manager =
+            PartitionManager::new(pool.clone(), (*table).clone()).with_retry(retry.clone());
+        let fresh = read_at.elapsed() < SNAPSHOT_REUSE;
+        let result = match snapshots[k].take().filter(|_| fresh) {
+            Some(Ok(snap)) => {
+                manager
+                    .run_with_snapshot(conn, snap, now, kind, opts.stop.as_ref())
+                    .await
+            }
+            Some(Err(e)) => Err(e),
+            None => manager.run_on(conn, now, kind, opts.stop.as_ref()).await,
+        };
         let (report, error, usage_error) = match result {
             Ok(r) => (Some(r), None, false),
             Err(e) => {
@@ -535,10 +614,18 @@ pub async fn record_runs(conn: &mut sqlx::PgConnection, report: &RunReport) -> R
         return Ok(());
     }
     crate::engine::state::ensure_table(conn).await?;
-    for t in &report.tables {
-        let json = serde_json::to_value(t).unwrap_or_default();
-        crate::engine::state::record_run(conn, &t.table, t.succeeded(), t.started_at, &json)
-            .await?;
-    }
-    Ok(())
+    let labels: Vec<String> = report.tables.iter().map(|t| t.table.clone()).collect();
+    let recorded = crate::engine::state::recorded_successes(conn, &labels).await?;
+    let runs: Vec<crate::engine::state::RunRecord> = report
+        .tables
+        .iter()
+        .filter(|t| !crate::engine::state::already_recorded(t, recorded.get(&t.table)))
+        .map(|t| crate::engine::state::RunRecord {
+            table: t.table.clone(),
+            success: t.succeeded(),
+            at: t.started_at,
+            run: serde_json::to_value(t).unwrap_or_default(),
+        })
+        .collect();
+    crate::engine::state::record_all(conn, &runs).await
 }
