@@ -171,13 +171,7 @@ pub async fn read_table(
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else {
-        return Err(Error::Policy {
-            key: table.key("name"),
-            message: format!(
-                "{label} does not exist (check name and schema, and that `partwarden migrate` or your own \
-                 migration created it)"
-            ),
-        });
+        return Err(missing_table(conn, table).await?);
     };
     let shape = |e: &dyn std::fmt::Display| Error::Catalog {
         table: label.clone(),
@@ -296,11 +290,41 @@ fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Er
 
 /// The database does not have the table the configuration describes: a configuration
 /// error naming the key (exit 2), not a runtime failure.
-fn mismatch(table: &TableConfig, key: &str, message: String) -> Error {
+fn mismatch(table: &TableConfig, setting: &str, message: String) -> Error {
     Error::Policy {
-        key: table.key(key),
-        message: format!("{} {message}", table.label()),
+        table: table.label(),
+        setting: setting.to_string(),
+        message,
     }
+}
+
+/// Why the configured table is not there. In a database partwarden's migrations were never
+/// recorded in (no `_sqlx_migrations`), a table they create, in the schema they would
+/// create it in, is missing because `partwarden migrate` has not run; otherwise the
+/// configuration names a table the database does not have.
+async fn missing_table(conn: &mut PgConnection, table: &TableConfig) -> Result<Error, Error> {
+    let (never_migrated, schema, database): (bool, Option<String>, String) = sqlx::query_as(
+        "SELECT to_regclass('_sqlx_migrations') IS NULL, current_schema()::text, current_database()::text",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let shipped = crate::diagnose::MIGRATED_TABLES.contains(&table.name.as_str())
+        && schema.as_deref() == Some(table.schema.as_str());
+    Ok(if never_migrated && shipped {
+        Error::NotMigrated {
+            object: table.label(),
+            database: Some(database),
+        }
+    } else {
+        mismatch(
+            table,
+            "name",
+            format!(
+                "no such table in database {database:?} (check name and schema, and that your \
+                 migration created it)"
+            ),
+        )
+    })
 }
 
 fn check_range_partitioned(table: &TableConfig, raw: &RawTable) -> Result<(), Error> {
@@ -308,7 +332,7 @@ fn check_range_partitioned(table: &TableConfig, raw: &RawTable) -> Result<(), Er
         return Err(mismatch(
             table,
             "name",
-            "is not a partitioned table (create it with PARTITION BY RANGE)".into(),
+            "not a partitioned table (create it with PARTITION BY RANGE)".into(),
         ));
     }
     if raw.strategy.as_deref() != Some("r") {
@@ -316,7 +340,7 @@ fn check_range_partitioned(table: &TableConfig, raw: &RawTable) -> Result<(), Er
             table,
             "name",
             format!(
-                "is partitioned by {} but partwarden manages range partitions",
+                "partitioned by {}, but partwarden manages range partitions",
                 match raw.strategy.as_deref() {
                     Some("l") => "list",
                     Some("h") => "hash",
@@ -342,7 +366,7 @@ fn check_key(table: &TableConfig, raw: &RawTable) -> Result<String, Error> {
             table,
             "column",
             format!(
-                "is not partitioned by column {want:?}: its partition key is ({})",
+                "not partitioned by column {want:?}: its partition key is ({})",
                 have.join(", ")
             ),
         ));
@@ -354,7 +378,7 @@ fn check_key(table: &TableConfig, raw: &RawTable) -> Result<String, Error> {
             table,
             "column",
             format!(
-                "has partition key {want} of type {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
+                "partition key {want} is of type {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
             ),
         ));
     }
