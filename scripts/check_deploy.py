@@ -647,11 +647,20 @@ PLACEHOLDER = re.compile(r"[<>…$]|^(REGISTRY|TAG|NAME)\b")
 
 def doc_commands(text):
     """Shell commands in a markdown text: the lines of fenced code blocks (continuations
-    joined, heredoc bodies left out) and inline code spans, each as (line number, text)."""
+    joined, heredoc bodies left out) and the inline code spans of the prose (a span may
+    wrap to the next line), each as (line number, text)."""
     out, fence, buf, heredoc = [], None, "", None
+    prose, prose_start = [], 0
+
+    def spans():
+        joined = " ".join(prose)
+        out.extend((prose_start, m) for m in re.findall(r"`([^`]+)`", joined))
+        prose.clear()
+
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if s.startswith("```"):
+            spans()
             fence = None if fence else (s[3:].strip() or "sh")
             continue
         if fence:
@@ -668,13 +677,18 @@ def doc_commands(text):
                 continue
             out.append((n, buf + s))
             buf = ""
+        elif not s:
+            spans()
         else:
-            out += [(n, m) for m in re.findall(r"`([^`]+)`", line)]
+            if not prose:
+                prose_start = n
+            prose.append(s)
+    spans()
     return out
 
 
 def manifest_index(k8s=K8S):
-    """{(kind, name): document} of the manifests, and the partwarden commands (src/main.rs)."""
+    """{(kind, name): document} of the manifests."""
     index = {}
     for f in sorted(k8s.glob("*.yaml")):
         for d in load_all(f):
@@ -800,22 +814,29 @@ def check_kubectl(words, index, commands, dockerfile_bin):
 
 
 def check_sed_image(words, index):
-    """`sed … s|image: OLD|…| FILES`: OLD is the image of every partwarden container in FILES."""
+    """`sed … s|image: PATTERN|…| FILES`: in each file PATTERN (a sed regex, here only `.`
+    and `*`) matches the image of every partwarden container, and no other image."""
     problems = []
     script = next((w for w in words if re.match(r"s(.)image: ", w)), None)
     if not script:
         return problems
-    old = script[2:].split(script[1])[0].removeprefix("image: ")
-    files = [w for w in words if w.endswith((".yaml", ".yml"))]
-    for f in files:
+    pattern = script[2:].split(script[1])[0].removeprefix("image: ")
+    regex = re.compile(re.escape(pattern).replace(r"\.\*", ".*").replace(r"\.", "."))
+    for f in [w for w in words if w.endswith((".yaml", ".yml"))]:
         path = ROOT / f
         if not path.exists():
             problems.append(f"file {f} does not exist")
             continue
-        images = {ctr.get("image") for d in load_all(path) if d.get("kind") in ("Deployment", "Job", "Pod")
-                  for ctr in pod_containers(d) if "partwarden" in ctr.get("image", "")}
-        if images != {old}:
-            problems.append(f"{f}: partwarden's image is {sorted(images)}, not {old} (the sed would change nothing)")
+        ctrs = [ctr for d in load_all(path) if d.get("kind") in ("Deployment", "Job", "Pod")
+                for ctr in pod_containers(d)]
+        missed = sorted({ctr.get("image", "") for ctr in ctrs
+                         if is_partwarden(ctr) and not regex.fullmatch(ctr.get("image", ""))})
+        wrong = sorted({ctr.get("image", "") for ctr in ctrs
+                        if not is_partwarden(ctr) and regex.fullmatch(ctr.get("image", ""))})
+        if missed:
+            problems.append(f"{f}: the sed does not match partwarden's image {', '.join(missed)}")
+        if wrong:
+            problems.append(f"{f}: the sed would also replace {', '.join(wrong)}")
     return problems
 
 
@@ -882,6 +903,7 @@ kubectl set image deploy/analytics-app partwarden=registry.example.com/partwarde
 kubectl port-forward deploy/analytics-app 9464:9464 &
 kubectl debug pod/<pod> --target=partwarden --image=busybox:1.36 -- kill -HUP 1
 sed -i "s|image: partwarden:0.1.0|image: $IMAGE|" deploy/kubernetes/migrate-job.yaml
+sed -i "s|image: .*partwarden:.*|image: $IMAGE|" deploy/kubernetes/sidecar.yaml
 ```
 and inline `kubectl exec deploy/partwarden -- partwarden migrate`."""
     problems = docs_problems(good, index, commands, binary)
@@ -900,7 +922,8 @@ and inline `kubectl exec deploy/partwarden -- partwarden migrate`."""
         ("kubectl port-forward svc/analytics-app 9464:9464", "no Service analytics-app"),
         ("kubectl port-forward deploy/analytics-app 9187:9187", "has no containerPort 9187"),
         ("kubectl debug pod/<pod> --target=app --image=busybox -- kill -HUP 1", "--target=app is no partwarden container"),
-        ("sed -i 's|image: partwarden:latest|image: x|' deploy/kubernetes/sidecar.yaml", "the sed would change nothing"),
+        ("sed -i 's|image: partwarden:latest|image: x|' deploy/kubernetes/sidecar.yaml", "does not match partwarden's image partwarden:0.1.0"),
+        ("sed -i 's|image: .*:.*|image: x|' deploy/kubernetes/sidecar.yaml", "would also replace registry.k8s.io/pause"),
     ]
     for cmd, expected in bad:
         found = docs_problems(f"```sh\n{cmd}\n```\n", index, commands, binary)
