@@ -11,9 +11,16 @@
 #   - deploy/kubernetes  kubernetes-validate --strict (core kinds; Kubernetes 1.29, the first
 #                        with native sidecars on by default, and the tool's newest), policy
 #                        (non-root, read-only root, caps, seccomp, resources, probes, Secret
-#                        and ConfigMap wiring, Services, ServiceMonitor), the PrometheusRule
-#                        == alerts.yml (scripts/gen-prometheusrule.py --check) and
-#                        `promtool check rules` on its groups
+#                        and ConfigMap wiring, Services, ServiceMonitor; the migration Job:
+#                        `migrate`, retries, TTL, and the sidecar's image, ConfigMap, Secret,
+#                        hardening and resources - with a self-test of broken copies), the
+#                        PrometheusRule == alerts.yml (scripts/gen-prometheusrule.py --check)
+#                        and `promtool check rules` on its groups
+#   - docs               every kubectl command of docs/operations.md and README.md names
+#                        what the manifests have (workloads, containers, Jobs, Secrets and
+#                        their keys, files, ports) and runs a real partwarden command at the
+#                        image's binary; every `sed s|image: …|` matches the manifests'
+#                        image (with a self-test of broken references)
 #   - deploy/compose     the compose specification's JSON schema (check-jsonschema's
 #                        vendored copy), services and their wiring, every bind-mount
 #                        source exists, `promtool check config` of its Prometheus config
@@ -85,6 +92,7 @@ for k in 1.29 1.37; do
     check "kubernetes-validate --strict (Kubernetes $k)" \
         "$VENV/bin/kubernetes-validate" --strict --quiet -k "$k" "$WORK"/kubernetes-core/*.yaml
 done
+check "docs: kubectl commands match the manifests" "$PY" scripts/check_deploy.py docs
 check "PrometheusRule generated from alerts.yml" "$PY" scripts/gen-prometheusrule.py --check
 check "promtool check rules (PrometheusRule groups)" promtool check rules "$WORK/prometheusrule-groups.yml"
 

@@ -8,6 +8,8 @@
                                               secret/config wiring), Services, ServiceMonitor,
                                               PrometheusRule == alerts.yml; writes the core
                                               kinds and the rule groups for the offline tools
+    check_deploy.py docs                      every kubectl command in docs/operations.md and
+                                              README.md names what the manifests have
     check_deploy.py compose                   docker-compose.yml: structure, mounts exist
     check_deploy.py grafana                   dashboard JSON and provisioning files
     check_deploy.py metrics [METRICS_FILE]    every metric name used by the dashboard, the
@@ -16,10 +18,12 @@
 Each prints what it checked and exits 1 on any failure. Needs PyYAML (the tools venv).
 """
 
+import contextlib
 import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -371,11 +375,75 @@ def k8s_secure(c, where, ctr, pod_sc):
             c.ok(r in (res.get(kind) or {}), f"{where}: resources.{kind}.{r}")
 
 
-def kubernetes():
-    c = Checker("kubernetes")
-    files = sorted(K8S.glob("*.yaml"))
+def k8s_wiring(c, where, ctr, volumes, configmaps, secrets, pod_sc):
+    """Checks a partwarden container's configuration and database URL; returns what it is
+    wired to: (ConfigMap at /etc/partwarden, PARTWARDEN_CONFIG, the URL's Secret and key)."""
+    env = {e["name"]: e for e in ctr.get("env") or []}
+    mounts = {m["mountPath"]: m for m in ctr.get("volumeMounts") or []}
+    # Configuration: a ConfigMap at /etc/partwarden, file partwarden.toml.
+    cm = None
+    cfg = mounts.get("/etc/partwarden")
+    if c.ok(cfg is not None, f"{where}: config mounted at /etc/partwarden"):
+        vol = volumes.get(cfg["name"], {})
+        cm = (vol.get("configMap") or {}).get("name")
+        c.ok(cm in configmaps and "partwarden.toml" in configmaps[cm].get("data", {}),
+             f"{where}: /etc/partwarden is ConfigMap {cm} with partwarden.toml")
+        c.ok(cfg.get("readOnly") is True, f"{where}: config mount read-only")
+    cfg_env = env.get("PARTWARDEN_CONFIG", {}).get("value", "/etc/partwarden/partwarden.toml")
+    c.ok(cfg_env == "/etc/partwarden/partwarden.toml", f"{where}: PARTWARDEN_CONFIG is /etc/partwarden/partwarden.toml")
+    # Database URL: DATABASE_URL from a Secret, or a url_file mounted from a Secret.
+    url = env.get("DATABASE_URL")
+    url_file = env.get("PARTWARDEN__DATABASE__URL_FILE")
+    source = None
+    c.ok(url is not None or url_file is not None, f"{where}: database URL from DATABASE_URL or PARTWARDEN__DATABASE__URL_FILE")
+    if url is not None:
+        ref = (url.get("valueFrom") or {}).get("secretKeyRef")
+        c.ok(ref is not None and "value" not in url, f"{where}: DATABASE_URL from a secretKeyRef")
+        if ref:
+            c.ok(ref["name"] in secrets and ref["key"] in (secrets[ref["name"]].get("stringData") or secrets[ref["name"]].get("data") or {}),
+                 f"{where}: Secret {ref['name']} has key {ref['key']}")
+            source = (ref["name"], ref["key"])
+    if url_file is not None:
+        path = url_file.get("value", "")
+        mdir, fname = path.rsplit("/", 1)
+        m = mounts.get(mdir)
+        if c.ok(m is not None, f"{where}: url_file {path}: a volume is mounted at {mdir}"):
+            sv = (volumes.get(m["name"]) or {}).get("secret") or {}
+            c.ok(sv.get("secretName") in secrets, f"{where}: {mdir} is Secret {sv.get('secretName')}")
+            items = {i["path"]: i["key"] for i in sv.get("items") or []}
+            sec = secrets.get(sv.get("secretName"), {})
+            keys = set((sec.get("stringData") or {}) | (sec.get("data") or {}))
+            c.ok(items.get(fname, fname) in keys, f"{where}: the secret has the key behind {fname}")
+            mode = sv.get("defaultMode", 0o644)
+            c.ok(mode & 0o004 == 0, f"{where}: the secret file is not world-readable (defaultMode {oct(mode)})")
+            c.ok(mode & 0o040 == 0 or pod_sc.get("fsGroup") == UID, f"{where}: fsGroup {UID} makes the secret file readable")
+            source = (sv.get("secretName"), items.get(fname, fname))
+    return (cm, cfg_env, source)
+
+
+def k8s_migrate_job(c, where, job, ctr):
+    """A Job of partwarden runs `migrate` once: retried a few times, cleaned up after."""
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    c.ok((ctr.get("args") or ctr.get("command") or []) == ["migrate"], f"{where}: args [migrate]")
+    c.ok(pod.get("restartPolicy") in ("Never", "OnFailure"), f"{where}: restartPolicy Never or OnFailure")
+    c.ok(isinstance(spec.get("backoffLimit"), int) and 1 <= spec["backoffLimit"] <= 10, f"{where}: backoffLimit between 1 and 10")
+    c.ok(isinstance(spec.get("ttlSecondsAfterFinished"), int), f"{where}: ttlSecondsAfterFinished (the finished Job is cleaned up)")
+    c.ok(not any(p in ctr for p in ("livenessProbe", "readinessProbe", "startupProbe", "ports")),
+         f"{where}: a one-shot command: no probes, no ports")
+    for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
+        named = (rule.get("onExitCodes") or {}).get("containerName")
+        c.ok(named in (None, ctr["name"]), f"{where}: podFailurePolicy names container {named}, which is {ctr['name']}")
+        c.ok(pod.get("restartPolicy") == "Never", f"{where}: podFailurePolicy needs restartPolicy Never")
+
+
+def kubernetes(k8s=K8S, work=WORK, name="kubernetes"):
+    """The manifests of `k8s` (the self-test gives it broken copies); the core kinds and the
+    rule groups are written under `work` for kubernetes-validate and promtool."""
+    c = Checker(name)
+    files = sorted(k8s.glob("*.yaml"))
     c.ok(files, "deploy/kubernetes has manifests")
-    docs, core_dir = [], WORK / "kubernetes-core"
+    docs, core_dir = [], work / "kubernetes-core"
     if core_dir.exists():
         shutil.rmtree(core_dir)
     core_dir.mkdir(parents=True)
@@ -397,7 +465,7 @@ def kubernetes():
 
     configmaps = {d["metadata"]["name"]: d for d in kinds.get("ConfigMap", [])}
     secrets = {d["metadata"]["name"]: d for d in kinds.get("Secret", [])}
-    sidecars = standalones = 0
+    sidecars, jobs, standalones = [], [], 0  # sidecars, jobs: (workload, container, wiring)
     pw_pods = []  # (workload, template, partwarden container, native sidecar?)
     for wl, tpl in pod_templates(all_docs):
         name = f"{wl['kind']}/{wl['metadata']['name']}"
@@ -406,7 +474,7 @@ def kubernetes():
         c.ok((pod_sc.get("seccompProfile") or {}).get("type") == "RuntimeDefault", f"{name}: pod seccompProfile RuntimeDefault")
         c.ok(pod_sc.get("runAsNonRoot") is True, f"{name}: pod runAsNonRoot")
         c.ok(spec.get("automountServiceAccountToken") is False, f"{name}: automountServiceAccountToken false")
-        if wl["kind"] != "Pod":
+        if wl["kind"] not in ("Pod", "Job"):  # a Job selects its pods itself
             sel = wl["spec"]["selector"]["matchLabels"]
             labels = tpl["metadata"]["labels"]
             c.ok(all(labels.get(k) == v for k, v in sel.items()), f"{name}: selector matches the template's labels")
@@ -423,13 +491,20 @@ def kubernetes():
             if not is_partwarden(ctr):
                 continue
             where = f"{name} container {ctr['name']}"
+            c.ok((ctr.get("securityContext") or {}).get("runAsUser", pod_sc.get("runAsUser")) == UID,
+                 f"{where}: runAsUser {UID} (the image's user)")
+            wiring = k8s_wiring(c, where, ctr, volumes, configmaps, secrets, pod_sc)
+            if wl["kind"] == "Job":
+                k8s_migrate_job(c, where, wl, ctr)
+                jobs.append((wl, ctr, wiring))
+                continue
             native = ctr in init
             if native:
                 c.ok(ctr.get("restartPolicy") == "Always", f"{where}: a native sidecar (initContainers, restartPolicy: Always)")
                 c.ok(bool(main), f"{where}: next to an application container")
                 c.ok("readinessProbe" not in ctr, f"{where}: no readinessProbe (a native sidecar's readiness gates its pod)")
                 c.ok("startupProbe" not in ctr, f"{where}: no startupProbe (it would gate the application's start)")
-                sidecars += 1
+                sidecars.append((wl, ctr, wiring))
             else:
                 c.ok(len(main) == 1 and not init, f"{where}: partwarden alone in its pod (else run it as a native sidecar)")
                 rp = ctr.get("readinessProbe")
@@ -440,49 +515,22 @@ def kubernetes():
             ports = {p.get("name"): p["containerPort"] for p in ctr.get("ports") or []}
             c.ok(PORT in ports.values(), f"{where}: containerPort {PORT}")
             c.ok(lp == PORT or ports.get(lp) == PORT, f"{where}: liveness probes port {PORT}")
-            c.ok((ctr.get("securityContext") or {}).get("runAsUser", pod_sc.get("runAsUser")) == UID,
-                 f"{where}: runAsUser {UID} (the image's user)")
             args = ctr.get("args") or ctr.get("command") or []
             c.ok(args[:1] == ["run"], f"{where}: args [run]")
-            env = {e["name"]: e for e in ctr.get("env") or []}
-            mounts = {m["mountPath"]: m for m in ctr.get("volumeMounts") or []}
-            # Configuration: a ConfigMap at /etc/partwarden, file partwarden.toml.
-            cfg = mounts.get("/etc/partwarden")
-            if c.ok(cfg is not None, f"{where}: config mounted at /etc/partwarden"):
-                vol = volumes.get(cfg["name"], {})
-                cm = (vol.get("configMap") or {}).get("name")
-                c.ok(cm in configmaps and "partwarden.toml" in configmaps[cm].get("data", {}),
-                     f"{where}: /etc/partwarden is ConfigMap {cm} with partwarden.toml")
-                c.ok(cfg.get("readOnly") is True, f"{where}: config mount read-only")
-            cfg_env = env.get("PARTWARDEN_CONFIG", {}).get("value", "/etc/partwarden/partwarden.toml")
-            c.ok(cfg_env == "/etc/partwarden/partwarden.toml", f"{where}: PARTWARDEN_CONFIG is /etc/partwarden/partwarden.toml")
-            # Database URL: DATABASE_URL from a Secret, or a url_file mounted from a Secret.
-            url = env.get("DATABASE_URL")
-            url_file = env.get("PARTWARDEN__DATABASE__URL_FILE")
-            c.ok(url is not None or url_file is not None, f"{where}: database URL from DATABASE_URL or PARTWARDEN__DATABASE__URL_FILE")
-            if url is not None:
-                ref = (url.get("valueFrom") or {}).get("secretKeyRef")
-                c.ok(ref is not None and "value" not in url, f"{where}: DATABASE_URL from a secretKeyRef")
-                if ref:
-                    c.ok(ref["name"] in secrets and ref["key"] in (secrets[ref["name"]].get("stringData") or secrets[ref["name"]].get("data") or {}),
-                         f"{where}: Secret {ref['name']} has key {ref['key']}")
-            if url_file is not None:
-                path = url_file.get("value", "")
-                mdir, fname = path.rsplit("/", 1)
-                m = mounts.get(mdir)
-                if c.ok(m is not None, f"{where}: url_file {path}: a volume is mounted at {mdir}"):
-                    sv = (volumes.get(m["name"]) or {}).get("secret") or {}
-                    c.ok(sv.get("secretName") in secrets, f"{where}: {mdir} is Secret {sv.get('secretName')}")
-                    items = {i["path"]: i["key"] for i in sv.get("items") or []}
-                    sec = secrets.get(sv.get("secretName"), {})
-                    keys = set((sec.get("stringData") or {}) | (sec.get("data") or {}))
-                    c.ok(items.get(fname, fname) in keys, f"{where}: the secret has the key behind {fname}")
-                    mode = sv.get("defaultMode", 0o644)
-                    c.ok(mode & 0o004 == 0, f"{where}: the secret file is not world-readable (defaultMode {oct(mode)})")
-                    c.ok(mode & 0o040 == 0 or pod_sc.get("fsGroup") == UID, f"{where}: fsGroup {UID} makes the secret file readable")
             pw_pods.append((wl, tpl, ctr, native))
-    c.ok(sidecars >= 1, "a Deployment runs partwarden as a native sidecar next to an application")
+    c.ok(sidecars, "a Deployment runs partwarden as a native sidecar next to an application")
     c.ok(standalones >= 1, "a Deployment runs partwarden alone (standalone, one database)")
+    # The migration Job runs what the sidecar runs, with what it runs with.
+    images = {ctr.get("image") for _, tpl in pod_templates(all_docs)
+              for ctr in (tpl["spec"].get("initContainers") or []) + tpl["spec"]["containers"] if is_partwarden(ctr)}
+    c.ok(len(images) == 1, f"every partwarden container runs the same image (got {sorted(images)})")
+    if c.ok(len(jobs) == 1, f"one Job runs `partwarden migrate` (got {len(jobs)})") and sidecars:
+        (job, jctr, jwiring), (sc_wl, sctr, swiring) = jobs[0], sidecars[0]
+        where = f"Job/{job['metadata']['name']}"
+        side = f"Deployment/{sc_wl['metadata']['name']}"
+        c.ok(jwiring == swiring, f"{where}: the same ConfigMap at /etc/partwarden and the same database Secret as {side} ({jwiring} vs {swiring})")
+        c.ok(jctr.get("securityContext") == sctr.get("securityContext"), f"{where}: the same container securityContext as {side}'s partwarden")
+        c.ok(jctr.get("resources") == sctr.get("resources"), f"{where}: the same resources as {side}'s partwarden")
 
     # Services: port `metrics` 9464 selecting pods that run partwarden.
     pw_services = []
@@ -527,9 +575,362 @@ def kubernetes():
         groups = prs[0]["spec"]["groups"]
         c.ok(groups == yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"],
              "PrometheusRule spec.groups == deploy/prometheus/alerts.yml groups")
-        with open(WORK / "prometheusrule-groups.yml", "w", encoding="utf-8") as out:
+        with open(work / "prometheusrule-groups.yml", "w", encoding="utf-8") as out:
             yaml.safe_dump({"groups": groups}, out, sort_keys=False)
-    print(f"  core kinds for kubernetes-validate: {rel(core_dir)}; rule groups: {rel(WORK / 'prometheusrule-groups.yml')}")
+    print(f"  core kinds for kubernetes-validate: {rel(core_dir)}; rule groups: {rel(work / 'prometheusrule-groups.yml')}")
+    return c
+
+
+def kubernetes_selftest():
+    """The manifest checks catch a migration Job that drifted from the sidecar: each broken
+    copy of deploy/kubernetes must fail with the expected complaint."""
+    c = Checker("kubernetes self-test")
+
+    def job_container(docs):
+        job = next(d for d in docs if d.get("kind") == "Job")
+        return job, job["spec"]["template"]["spec"]["containers"][0]
+
+    def image(docs):
+        job_container(docs)[1]["image"] = "partwarden:9.9.9"
+
+    def config(docs):
+        job_container(docs)[0]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] = "other"
+
+    def secret(docs):
+        env = job_container(docs)[1]["env"]
+        next(e for e in env if e["name"] == "DATABASE_URL")["valueFrom"]["secretKeyRef"]["key"] = "password"
+
+    def args(docs):
+        job_container(docs)[1]["args"] = ["run"]
+
+    def hardening(docs):
+        job_container(docs)[1]["securityContext"]["readOnlyRootFilesystem"] = False
+
+    cases = [
+        (image, "every partwarden container runs the same image"),
+        (config, "the same ConfigMap at /etc/partwarden and the same database Secret"),
+        (secret, "Secret partwarden-database has key password"),
+        (args, "args [migrate]"),
+        (hardening, "readOnlyRootFilesystem"),
+    ]
+    with tempfile.TemporaryDirectory(prefix="partwarden-k8s-selftest-") as tmp:
+        for mutate, expected in cases:
+            k8s = pathlib.Path(tmp) / mutate.__name__
+            shutil.copytree(K8S, k8s)
+            job_file = k8s / "migrate-job.yaml"
+            docs = load_all(job_file)
+            mutate(docs)
+            with open(job_file, "w", encoding="utf-8") as out:
+                yaml.safe_dump_all(docs, out, sort_keys=False)
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                broken = kubernetes(k8s, pathlib.Path(tmp) / f"{mutate.__name__}-work", mutate.__name__)
+            c.ok(any(expected in e for e in broken.errors),
+                 f"a Job with a broken {mutate.__name__} fails with {expected!r} (got {broken.errors})")
+    return c.done()
+
+
+# --------------------------------------------------------------------------- docs
+
+DOC_FILES = [ROOT / "docs" / "operations.md", ROOT / "README.md"]
+# kubectl's resource types and the kinds they name.
+K8S_TYPES = {"deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
+             "job": "Job", "jobs": "Job", "svc": "Service", "service": "Service",
+             "services": "Service", "secret": "Secret", "secrets": "Secret", "cm": "ConfigMap",
+             "configmap": "ConfigMap", "configmaps": "ConfigMap", "pod": "Pod", "po": "Pod",
+             "pods": "Pod"}
+# kubectl flags that take a value (the value is not a resource).
+K8S_VALUE_FLAGS = {"-c", "--container", "-f", "--filename", "-n", "--namespace", "-l", "--selector",
+                   "--timeout", "--for", "-o", "--output", "--image", "--profile", "--custom",
+                   "--target", "--from-literal", "--from-file", "--type", "--since", "--tail"}
+PLACEHOLDER = re.compile(r"[<>…$]|^(REGISTRY|TAG|NAME)\b")
+
+
+def doc_commands(text):
+    """Shell commands in a markdown text: the lines of fenced code blocks (continuations
+    joined, heredoc bodies left out) and the inline code spans of the prose (a span may
+    wrap to the next line), each as (line number, text)."""
+    out, fence, buf, heredoc = [], None, "", None
+    prose, prose_start = [], 0
+
+    def spans():
+        joined = " ".join(prose)
+        out.extend((prose_start, m) for m in re.findall(r"`([^`]+)`", joined))
+        prose.clear()
+
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if s.startswith("```"):
+            spans()
+            fence = None if fence else (s[3:].strip() or "sh")
+            continue
+        if fence:
+            if heredoc:
+                heredoc = None if s == heredoc else heredoc
+                continue
+            if fence not in ("sh", "bash", "shell", "console"):
+                continue
+            m = re.search(r"<<-?'?\"?(\w+)", s)
+            if m:
+                heredoc = m.group(1)
+            if s.endswith("\\"):
+                buf += s[:-1] + " "
+                continue
+            out.append((n, buf + s))
+            buf = ""
+        elif not s:
+            spans()
+        else:
+            if not prose:
+                prose_start = n
+            prose.append(s)
+    spans()
+    return out
+
+
+def manifest_index(k8s=K8S):
+    """{(kind, name): document} of the manifests."""
+    index = {}
+    for f in sorted(k8s.glob("*.yaml")):
+        for d in load_all(f):
+            index[(d["kind"], d["metadata"]["name"])] = d
+    return index
+
+
+def cli_commands():
+    """partwarden's subcommands: the variants of `enum Command` in src/main.rs, kebab-cased."""
+    src = (ROOT / "src" / "main.rs").read_text(encoding="utf-8")
+    body = re.search(r"enum Command \{(.*?)\n\}", src, re.S).group(1)
+    names = re.findall(r"^\s{4}([A-Z]\w*)", body, re.M)
+    return {re.sub(r"(?<!^)([A-Z])", r"-\1", n).lower() for n in names}
+
+
+def pod_containers(doc):
+    spec = doc["spec"]["template"]["spec"] if doc["kind"] != "Pod" else doc["spec"]
+    return (spec.get("initContainers") or []) + (spec.get("containers") or [])
+
+
+def default_container(doc):
+    """The container kubectl exec/logs use without -c: the annotated default, else the first
+    of `containers` (never an init container, so never a native sidecar)."""
+    tpl = doc["spec"]["template"] if doc["kind"] != "Pod" else doc
+    named = ((tpl.get("metadata") or {}).get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    return named or tpl["spec"]["containers"][0]["name"]
+
+
+def check_kubectl(words, index, commands, dockerfile_bin):
+    """What is wrong with one kubectl command line (its words after `kubectl`), against the
+    manifests: the resources it names exist, so do its containers, files, Secret keys and
+    ports, and what it runs in a partwarden container is a partwarden command."""
+    problems = []
+    if "--" in words:
+        cut = words.index("--")
+        words, inner = words[:cut], words[cut + 1:]
+    else:
+        inner = []
+    flags, positional, i = {}, [], 0
+    while i < len(words):
+        w = words[i]
+        if w.startswith("-"):
+            key, eq, value = w.partition("=")
+            if not eq and key in K8S_VALUE_FLAGS and i + 1 < len(words):
+                value, i = words[i + 1], i + 1
+            flags.setdefault(key, []).append(value)
+        else:
+            positional.append(w)
+        i += 1
+    verb = positional[0] if positional else ""
+    rest = positional[1:]
+    if verb in ("rollout", "set", "create") and rest:
+        verb, rest = f"{verb} {rest[0]}", rest[1:]
+    if verb == "create secret" and rest:
+        rest = rest[1:]  # generic, tls, docker-registry
+        rest = [f"secret/{rest[0]}"] + rest[1:] if rest else rest
+    refs, others = [], []
+    j = 0
+    while j < len(rest):
+        w = rest[j]
+        typ, slash, name = w.partition("/")
+        if slash and typ in K8S_TYPES:
+            refs.append((K8S_TYPES[typ], name))
+        elif not slash and w in K8S_TYPES and j + 1 < len(rest) and verb in ("get", "delete", "describe", "wait", "logs", "scale"):
+            refs.append((K8S_TYPES[w], rest[j + 1]))
+            j += 1
+        else:
+            others.append(w)
+        j += 1
+    for path in flags.get("-f", []) + flags.get("--filename", []):
+        if path != "-" and not PLACEHOLDER.search(path) and not (ROOT / path).exists():
+            problems.append(f"file {path} does not exist")
+    workloads = []
+    for kind, name in refs:
+        if PLACEHOLDER.search(name):
+            continue
+        doc = index.get((kind, name))
+        if doc is None:
+            problems.append(f"no {kind} {name} in deploy/kubernetes")
+        elif kind in ("Deployment", "Job", "Pod"):
+            workloads.append(doc)
+    containers = flags.get("-c", []) + flags.get("--container", [])
+    for doc in workloads:
+        names = [ctr["name"] for ctr in pod_containers(doc)]
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        for ctr in containers:
+            if ctr not in names:
+                problems.append(f"{where} has no container {ctr} (it has {', '.join(names)})")
+        if verb in ("exec", "logs") and not containers:
+            default = default_container(doc)
+            image = next(ctr.get("image", "") for ctr in pod_containers(doc) if ctr["name"] == default)
+            if "partwarden" not in image:
+                problems.append(f"{where}: without -c, kubectl {verb} uses container {default} (image {image}), not partwarden's")
+        if verb == "set image":
+            for pair in others:
+                ctr = pair.partition("=")[0]
+                if ctr not in names:
+                    problems.append(f"{where} has no container {ctr} to set the image of")
+        if verb == "port-forward":
+            ports = {p["containerPort"] for ctr in pod_containers(doc) for p in ctr.get("ports") or []}
+            for pair in others:
+                remote = pair.rpartition(":")[2]
+                if remote.isdigit() and int(remote) not in ports:
+                    problems.append(f"{where} has no containerPort {remote}")
+    for target in flags.get("--target", []):
+        if not any(ctr["name"] == target for d in index.values() if d["kind"] in ("Deployment", "Job")
+                   for ctr in pod_containers(d) if "partwarden" in ctr.get("image", "")):
+            problems.append(f"--target={target} is no partwarden container")
+    for literal in flags.get("--from-literal", []):
+        key = literal.partition("=")[0]
+        for kind, name in refs:
+            sec = index.get(("Secret", name)) or {}
+            keys = set((sec.get("stringData") or {}) | (sec.get("data") or {}))
+            if kind == "Secret" and sec and key not in keys:
+                problems.append(f"Secret {name} has no key {key} (the manifests read {', '.join(sorted(keys))})")
+    if verb == "exec" and inner and workloads:
+        binary, sub = inner[0], (inner[1:2] or [""])[0]
+        if binary not in ("partwarden", dockerfile_bin):
+            problems.append(f"runs {binary}: the image has partwarden at {dockerfile_bin} (on PATH as partwarden), and no shell")
+        elif sub not in commands:
+            problems.append(f"partwarden has no command {sub!r} (it has {', '.join(sorted(commands))})")
+    return problems
+
+
+def check_sed_image(words, index):
+    """`sed … s|image: PATTERN|…| FILES`: in each file PATTERN (a sed regex, here only `.`
+    and `*`) matches the image of every partwarden container, and no other image."""
+    problems = []
+    script = next((w for w in words if re.match(r"s(.)image: ", w)), None)
+    if not script:
+        return problems
+    pattern = script[2:].split(script[1])[0].removeprefix("image: ")
+    regex = re.compile(re.escape(pattern).replace(r"\.\*", ".*").replace(r"\.", "."))
+    for f in [w for w in words if w.endswith((".yaml", ".yml"))]:
+        path = ROOT / f
+        if not path.exists():
+            problems.append(f"file {f} does not exist")
+            continue
+        ctrs = [ctr for d in load_all(path) if d.get("kind") in ("Deployment", "Job", "Pod")
+                for ctr in pod_containers(d)]
+        missed = sorted({ctr.get("image", "") for ctr in ctrs
+                         if is_partwarden(ctr) and not regex.fullmatch(ctr.get("image", ""))})
+        wrong = sorted({ctr.get("image", "") for ctr in ctrs
+                        if not is_partwarden(ctr) and regex.fullmatch(ctr.get("image", ""))})
+        if missed:
+            problems.append(f"{f}: the sed does not match partwarden's image {', '.join(missed)}")
+        if wrong:
+            problems.append(f"{f}: the sed would also replace {', '.join(wrong)}")
+    return problems
+
+
+def dockerfile_binary():
+    """Where the runtime stage puts the binary."""
+    runtime = parse_dockerfile()[-1]
+    for instr, args in runtime["instructions"]:
+        if instr == "COPY" and "--from=build" in args and args.rstrip().endswith("partwarden"):
+            return args.split()[-1]
+    return None
+
+
+def docs_problems(text, index, commands, dockerfile_bin):
+    """(line, command, problem) of every kubectl and image-setting command of a markdown text."""
+    found = []
+    for n, cmd in doc_commands(text):
+        try:
+            words = shlex.split(cmd, comments=True)
+        except ValueError:
+            continue
+        # One command at a time: split at pipes and command separators.
+        segment = []
+        for w in words + [";"]:
+            if w in ("|", "||", "&&", ";", "&"):
+                if segment[:1] == ["kubectl"]:
+                    found += [(n, cmd, p) for p in check_kubectl(segment[1:], index, commands, dockerfile_bin)]
+                elif segment[:1] == ["sed"]:
+                    found += [(n, cmd, p) for p in check_sed_image(segment[1:], index)]
+                segment = []
+            else:
+                segment.append(w)
+    return found
+
+
+def docs():
+    """Every kubectl command in docs/operations.md and README.md names what the manifests have."""
+    c = Checker("docs")
+    index, commands, binary = manifest_index(), cli_commands(), dockerfile_binary()
+    c.ok(binary == "/usr/local/bin/partwarden", f"the image has the binary at /usr/local/bin/partwarden (got {binary})")
+    c.ok({"run", "maintain", "status", "migrate", "check-config"} <= commands, f"partwarden's commands parsed from src/main.rs: {sorted(commands)}")
+    for f in DOC_FILES:
+        text = f.read_text(encoding="utf-8")
+        checked = [cmd for _, cmd in doc_commands(text) if re.search(r"\b(kubectl|sed) ", cmd)]
+        print(f"  {rel(f)}: {len(checked)} kubectl and sed commands")
+        problems = docs_problems(text, index, commands, binary)
+        for n, cmd, problem in problems:
+            c.fail(f"{rel(f)}:{n}: {cmd}: {problem}")
+        c.count += len(checked) - len(problems)
+    return c.done()
+
+
+def docs_selftest():
+    """The doc checker finds each broken reference, one problem each, and none in good ones."""
+    c = Checker("docs self-test")
+    index, commands, binary = manifest_index(), cli_commands(), dockerfile_binary()
+    good = """```sh
+kubectl exec deploy/analytics-app -c partwarden -- partwarden maintain --dry-run
+kubectl exec deploy/partwarden -- /usr/local/bin/partwarden status
+kubectl apply -f deploy/kubernetes/migrate-job.yaml && \\
+  kubectl wait --for=condition=complete --timeout=5m job/partwarden-migrate
+kubectl logs job/partwarden-migrate
+kubectl delete job partwarden-migrate --ignore-not-found
+kubectl create secret generic partwarden-database --from-literal=url='postgres://x'
+kubectl set image deploy/analytics-app partwarden=registry.example.com/partwarden:0.2.0
+kubectl port-forward deploy/analytics-app 9464:9464 &
+kubectl debug pod/<pod> --target=partwarden --image=busybox:1.36 -- kill -HUP 1
+sed -i "s|image: partwarden:0.1.0|image: $IMAGE|" deploy/kubernetes/migrate-job.yaml
+sed -i "s|image: .*partwarden:.*|image: $IMAGE|" deploy/kubernetes/sidecar.yaml
+```
+and inline `kubectl exec deploy/partwarden -- partwarden migrate`."""
+    problems = docs_problems(good, index, commands, binary)
+    c.ok(not problems, f"good references pass: {problems}")
+    bad = [
+        ("kubectl exec deploy/nope -- partwarden status", "no Deployment nope"),
+        ("kubectl exec deploy/analytics-app -- partwarden status", "without -c, kubectl exec uses container app"),
+        ("kubectl exec deploy/analytics-app -c nope -- partwarden status", "has no container nope"),
+        ("kubectl wait --for=condition=complete job/partwarden-migrat", "no Job partwarden-migrat"),
+        ("kubectl apply -f deploy/kubernetes/migrate.yaml", "file deploy/kubernetes/migrate.yaml does not exist"),
+        ("kubectl exec deploy/partwarden -- partwarden maintian", "partwarden has no command 'maintian'"),
+        ("kubectl exec deploy/partwarden -- sh -c 'partwarden status'", "runs sh"),
+        ("kubectl create secret generic partwarden-db --from-literal=url=x", "no Secret partwarden-db"),
+        ("kubectl create secret generic partwarden-database --from-literal=uri=x", "Secret partwarden-database has no key uri"),
+        ("kubectl set image deploy/analytics-app migrate=x:1", "has no container migrate"),
+        ("kubectl port-forward svc/analytics-app 9464:9464", "no Service analytics-app"),
+        ("kubectl port-forward deploy/analytics-app 9187:9187", "has no containerPort 9187"),
+        ("kubectl debug pod/<pod> --target=app --image=busybox -- kill -HUP 1", "--target=app is no partwarden container"),
+        ("sed -i 's|image: partwarden:latest|image: x|' deploy/kubernetes/sidecar.yaml", "does not match partwarden's image partwarden:0.1.0"),
+        ("sed -i 's|image: .*:.*|image: x|' deploy/kubernetes/sidecar.yaml", "would also replace registry.k8s.io/pause"),
+    ]
+    for cmd, expected in bad:
+        found = docs_problems(f"```sh\n{cmd}\n```\n", index, commands, binary)
+        c.ok(len(found) == 1 and expected in found[0][2], f"{cmd!r}: one problem, {expected!r} (got {[p for _, _, p in found]})")
+        inline = docs_problems(f"text `{cmd}` text", index, commands, binary)
+        c.ok([p for _, _, p in inline] == [p for _, _, p in found], f"{cmd!r} inline: the same problem")
     return c.done()
 
 
@@ -850,11 +1251,13 @@ def main(argv):
     if cmd == "binary":
         return binary(args[0])
     if cmd == "kubernetes":
-        return kubernetes()
+        return kubernetes_selftest() | kubernetes().done()
     if cmd == "compose":
         return compose()
     if cmd == "grafana":
         return grafana()
+    if cmd == "docs":
+        return docs_selftest() | docs()
     if cmd == "metrics":
         return selftest() | metrics(args[0] if args else None)
     print(__doc__, file=sys.stderr)

@@ -7,13 +7,15 @@
 //! executor runs online. [`engine`] ([`PartitionManager`], a run over all tables) is the API
 //! the CLI and the [`daemon`] are thin layers over; [`telemetry`] is the daemon's metrics
 //! and HTTP. [`calendar`] (bounds arithmetic), [`ident`] (identifiers) and [`notice`]
-//! (PostgreSQL notices handed to the statement that raised them) are shared by all.
+//! (PostgreSQL notices handed to the statement that raised them) are shared by all, and
+//! so is [`diagnose`] (what a database error means the operator must do).
 pub mod apply;
 mod backoff;
 pub mod calendar;
 pub mod catalog;
 pub mod config;
 pub mod daemon;
+pub mod diagnose;
 pub mod engine;
 pub mod error;
 pub mod fault;

@@ -473,15 +473,27 @@ async fn a_broken_table_fails_alone() {
         "[[tables]]\nname = \"no_such_table\"\n\n[[tables]]\nname = \"archon_ga4_events\"\n\n\
                 [[tables]]\nname = \"archon_ga4_daily_summaries\"\ncolumn = \"date\"\n\n\
                 [[tables]]\nname = \"wrong_key\"\ncolumn = \"a\"\n";
-    let expected = [
-        "tables[public.no_such_table].name: public.no_such_table does not exist",
-        "tables[public.archon_ga4_daily_summaries].name: public.archon_ga4_daily_summaries is not a partitioned table",
-        "tables[public.wrong_key].column: public.wrong_key is not partitioned by column \"a\": its partition key is (b)",
+    // check-config names each key in full; maintain's report names the table once, at the
+    // start of its line, and the key relative to it.
+    let problems = [
+        ("public.no_such_table", "name", "no such table in database"),
+        (
+            "public.archon_ga4_daily_summaries",
+            "name",
+            "not a partitioned table",
+        ),
+        (
+            "public.wrong_key",
+            "column",
+            "not partitioned by column \"a\": its partition key is (b)",
+        ),
     ];
+    let expected = problems.map(|(t, k, m)| format!("tables[{t}].{k}: {m}"));
+    let in_report = problems.map(|(t, k, m)| format!("{t}: FAILED: {k}: {m}"));
     let before = catalog_fingerprint(&pool).await;
     let check = partwarden(&db, Some(toml), &[], &["check-config"]);
     assert_eq!(check.code, 2, "{}", check.out);
-    for e in expected {
+    for e in &expected {
         assert!(check.out.contains(e), "check-config: {e}\n{}", check.out);
     }
     assert_eq!(
@@ -499,7 +511,7 @@ async fn a_broken_table_fails_alone() {
         &["maintain", "--execute", "--now", "2030-03-03T00:00:00Z"],
     );
     assert_eq!(run.code, 2, "{}", run.out);
-    for e in expected {
+    for e in &in_report {
         assert!(run.out.contains(e), "maintain: {e}\n{}", run.out);
     }
     assert!(
@@ -556,13 +568,13 @@ async fn bad_input_is_a_clear_error_and_runs_no_ddl() {
             "[[tables]]\nname = \"archon_ga4_events\"\ncolumn = \"created_at\"\n",
             "",
             2,
-            "tables[public.archon_ga4_events].column: public.archon_ga4_events is not partitioned by column",
+            "public.archon_ga4_events: FAILED: column: not partitioned by column",
         ),
         (
             "[[tables]]\nname = \"archon_ga4_daily_summaries\"\n",
             "",
             2,
-            "tables[public.archon_ga4_daily_summaries].name: public.archon_ga4_daily_summaries is not a partitioned table",
+            "public.archon_ga4_daily_summaries: FAILED: name: not a partitioned table",
         ),
         ("", "nosuch", 2, "nosuch"),
     ];

@@ -30,6 +30,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::catalog::{Journaled, TableSnapshot};
 use crate::config::TableConfig;
+use crate::diagnose::server_message as db_message;
 use crate::ident::{quote_ident, Ident};
 use crate::plan::{Action, Plan, PlannedAction};
 use locks::LockError;
@@ -112,6 +113,9 @@ enum StepError {
     /// was broken: try again later.
     Retryable(String),
     Fatal(String),
+    /// Refused for want of privilege (42501): explained with who owns what, read after
+    /// the step's transaction is gone.
+    Refused(sqlx::Error),
 }
 
 impl From<sqlx::Error> for StepError {
@@ -123,6 +127,7 @@ impl From<sqlx::Error> for StepError {
         match code.as_deref() {
             // lock_not_available (lock_timeout), deadlock_detected, serialization_failure
             Some("55P03") | Some("40P01") | Some("40001") => StepError::Retryable(db_message(&e)),
+            Some("42501") => StepError::Refused(e),
             _ => StepError::Fatal(db_message(&e)),
         }
     }
@@ -137,13 +142,37 @@ impl From<LockError> for StepError {
     }
 }
 
-fn db_message(e: &sqlx::Error) -> String {
-    match e.as_database_error() {
-        Some(d) => match d.code() {
-            Some(code) => format!("{} (SQLSTATE {code})", d.message()),
-            None => d.message().to_string(),
-        },
-        None => e.to_string(),
+/// The refusals of one plan already explained, and by which action: the same refusal of
+/// the next actions (every one needs ownership of the table) points back to it instead of
+/// repeating the whole explanation in every outcome and log line.
+#[derive(Default)]
+struct Explained(Vec<(String, String)>);
+
+impl Explained {
+    /// A refusal explained (the role, what it must own or be granted); the server's words
+    /// alone when partwarden cannot say more.
+    async fn explain(
+        &mut self,
+        conn: &mut PgConnection,
+        step: &Step<'_>,
+        planned: &PlannedAction,
+        e: &sqlx::Error,
+    ) -> String {
+        let server = db_message(e);
+        if let Some((_, first)) = self.0.iter().find(|(s, _)| *s == server) {
+            return format!("{server}: as explained at `{first}` above");
+        }
+        let schema = Some(step.table.schema.as_str());
+        let text = match crate::catalog::privilege::explain_refusal(conn, e, schema).await {
+            Ok(Some(explained)) => explained.to_string(),
+            Ok(None) => server.clone(),
+            Err(lookup) => format!(
+                "{server} (who owns what could not be read: {})",
+                db_message(&lookup)
+            ),
+        };
+        self.0.push((server, planned.action.to_string()));
+        text
     }
 }
 
@@ -177,6 +206,7 @@ pub async fn apply_plan(
     // them back to back would stall inserts for one lock_timeout after another; without
     // one, PostgreSQL allows a single pending DETACH CONCURRENTLY per table.
     let mut expiry_deferred: Option<String> = None;
+    let mut explained = Explained::default();
     for planned in &plan.actions {
         if let Some(detail) = skip_reason(planned, stop, expiry_deferred.as_deref()) {
             outcomes.push(skipped(planned, detail));
@@ -195,7 +225,7 @@ pub async fn apply_plan(
             lock_wait: retry.lock_wait,
             monitor: ctx.monitor,
         };
-        let outcome = run_with_retries(conn, &step, planned, retry, stop)
+        let outcome = run_with_retries(conn, &step, planned, retry, stop, &mut explained)
             .instrument(span)
             .await;
         if let (Action::ExpirePartition { partition, .. }, Status::Failed) =
@@ -239,6 +269,7 @@ async fn run_with_retries(
     planned: &PlannedAction,
     retry: &RetryPolicy,
     stop: Option<&StopFlag>,
+    explained: &mut Explained,
 ) -> ActionOutcome {
     let started = Instant::now();
     let attempts = retry.attempts.max(1);
@@ -266,6 +297,11 @@ async fn run_with_retries(
                 break (Status::Failed, msg);
             }
             Err(StepError::Fatal(msg)) => {
+                warn!(attempt = n, "{}: {msg}", planned.action);
+                break (Status::Failed, msg);
+            }
+            Err(StepError::Refused(e)) => {
+                let msg = explained.explain(conn, step, planned, &e).await;
                 warn!(attempt = n, "{}: {msg}", planned.action);
                 break (Status::Failed, msg);
             }

@@ -2,8 +2,10 @@
 //! are one managed table's snapshot ([`TableSnapshot`]: partitions with their bounds,
 //! sizes, indexes and row-level security, the default partition, partitions left "detach
 //! pending") and the journal's entries; [`read`] fills them with one query per table;
-//! [`vector`] checks a vector column and watches index builds.
+//! [`vector`] checks a vector column and watches index builds; [`privilege`] reads who
+//! owns what when the server refused partwarden a statement.
 
+pub mod privilege;
 pub mod read;
 pub mod vector;
 

@@ -190,7 +190,12 @@ pub async fn read_table(
     table: &TableConfig,
 ) -> Result<TableSnapshot, Error> {
     let mut all = read_tables(conn, &[table], Detail::Full).await?;
-    all.pop().unwrap_or_else(|| Err(missing(table)))
+    all.pop().unwrap_or_else(|| {
+        Err(Error::Catalog {
+            table: table.label(),
+            message: "the catalog returned no snapshot".into(),
+        })
+    })
 }
 
 /// The snapshots of `tables`, in one round trip for the catalog and one for the journal
@@ -223,7 +228,8 @@ pub async fn read_tables(
     let mut out = Vec::with_capacity(tables.len());
     for (table, raw) in tables.iter().zip(raws) {
         let snap = match raw {
-            Ok(raw) => {
+            Ok(None) => Err(missing_table(conn, table).await?),
+            Ok(Some(raw)) => {
                 let statistic_readable = raw.statistic_readable;
                 match into_snapshot(table, raw) {
                     Ok(mut snap) => {
@@ -249,31 +255,21 @@ pub async fn read_tables(
     Ok(out)
 }
 
-fn missing(table: &TableConfig) -> Error {
-    Error::Policy {
-        key: table.key("name"),
-        message: format!(
-            "{} does not exist (check name and schema, and that `partwarden migrate` or your own \
-             migration created it)",
-            table.label()
-        ),
-    }
-}
-
 /// One row of the snapshot query: the table's JSON, parsed from the row's bytes straight
 /// into the typed rows (at 1,000+ partitions the text is megabytes, and a
 /// serde_json::Value of it several times that).
-fn parse_raw(table: &TableConfig, row: &sqlx::postgres::PgRow) -> Result<RawTable, Error> {
+/// `None` when the table does not exist.
+fn parse_raw(table: &TableConfig, row: &sqlx::postgres::PgRow) -> Result<Option<RawTable>, Error> {
     let shape = |e: &dyn std::fmt::Display| Error::Catalog {
         table: table.label(),
         message: format!("unexpected catalog shape: {e}"),
     };
     let value = row.try_get_raw(1)?;
     if value.is_null() {
-        return Err(missing(table));
+        return Ok(None);
     }
     let bytes = value.as_bytes().map_err(|e| shape(&e))?;
-    serde_json::from_slice(bytes).map_err(|e| shape(&e))
+    serde_json::from_slice(bytes).map(Some).map_err(|e| shape(&e))
 }
 
 const JOURNAL_SQL: &str = r#"
@@ -373,11 +369,41 @@ fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Er
 
 /// The database does not have the table the configuration describes: a configuration
 /// error naming the key (exit 2), not a runtime failure.
-fn mismatch(table: &TableConfig, key: &str, message: String) -> Error {
+fn mismatch(table: &TableConfig, setting: &str, message: String) -> Error {
     Error::Policy {
-        key: table.key(key),
-        message: format!("{} {message}", table.label()),
+        table: table.label(),
+        setting: setting.to_string(),
+        message,
     }
+}
+
+/// Why the configured table is not there. In a database partwarden's migrations were never
+/// recorded in (no `_sqlx_migrations`), a table they create, in the schema they would
+/// create it in, is missing because `partwarden migrate` has not run; otherwise the
+/// configuration names a table the database does not have.
+async fn missing_table(conn: &mut PgConnection, table: &TableConfig) -> Result<Error, Error> {
+    let (never_migrated, schema, database): (bool, Option<String>, String) = sqlx::query_as(
+        "SELECT to_regclass('_sqlx_migrations') IS NULL, current_schema()::text, current_database()::text",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let shipped = crate::diagnose::MIGRATED_TABLES.contains(&table.name.as_str())
+        && schema.as_deref() == Some(table.schema.as_str());
+    Ok(if never_migrated && shipped {
+        Error::NotMigrated {
+            object: table.label(),
+            database: Some(database),
+        }
+    } else {
+        mismatch(
+            table,
+            "name",
+            format!(
+                "no such table in database {database:?} (check name and schema, and that your \
+                 migration created it)"
+            ),
+        )
+    })
 }
 
 fn check_range_partitioned(table: &TableConfig, raw: &RawTable) -> Result<(), Error> {
@@ -385,7 +411,7 @@ fn check_range_partitioned(table: &TableConfig, raw: &RawTable) -> Result<(), Er
         return Err(mismatch(
             table,
             "name",
-            "is not a partitioned table (create it with PARTITION BY RANGE)".into(),
+            "not a partitioned table (create it with PARTITION BY RANGE)".into(),
         ));
     }
     if raw.strategy.as_deref() != Some("r") {
@@ -393,7 +419,7 @@ fn check_range_partitioned(table: &TableConfig, raw: &RawTable) -> Result<(), Er
             table,
             "name",
             format!(
-                "is partitioned by {} but partwarden manages range partitions",
+                "partitioned by {}, but partwarden manages range partitions",
                 match raw.strategy.as_deref() {
                     Some("l") => "list",
                     Some("h") => "hash",
@@ -419,7 +445,7 @@ fn check_key(table: &TableConfig, raw: &RawTable) -> Result<String, Error> {
             table,
             "column",
             format!(
-                "is not partitioned by column {want:?}: its partition key is ({})",
+                "not partitioned by column {want:?}: its partition key is ({})",
                 have.join(", ")
             ),
         ));
@@ -431,7 +457,7 @@ fn check_key(table: &TableConfig, raw: &RawTable) -> Result<String, Error> {
             table,
             "column",
             format!(
-                "has partition key {want} of type {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
+                "partition key {want} is of type {key_type}; partwarden manages timestamptz keys (bounds are UTC instants)"
             ),
         ));
     }

@@ -18,7 +18,11 @@ pub async fn validate_policy(
     let Some(policy) = &table.vector_index else {
         return Ok(None);
     };
-    let key = |k: &str| table.key(&format!("vector_index.{k}"));
+    let policy_error = |k: &str, message: String| Error::Policy {
+        table: table.label(),
+        setting: format!("vector_index.{k}"),
+        message,
+    };
     let col: Option<(String, i32)> = sqlx::query_as(
         "SELECT t.typname::text, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
           WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
@@ -29,17 +33,17 @@ pub async fn validate_policy(
     .await?;
     let dims = match col {
         None => {
-            return Err(Error::Policy {
-                key: key("column"),
-                message: format!("{} has no column {}", table.label(), policy.column),
-            })
+            return Err(policy_error(
+                "column",
+                format!("the table has no column {}", policy.column),
+            ))
         }
         Some((t, m)) if t == "vector" => u32::try_from(m).unwrap_or(0),
         Some((t, _)) => {
-            return Err(Error::Policy {
-                key: key("column"),
-                message: format!("column {} is {t}, not a pgvector vector", policy.column),
-            })
+            return Err(policy_error(
+                "column",
+                format!("column {} is {t}, not a pgvector vector", policy.column),
+            ))
         }
     };
     let exists: bool = sqlx::query_scalar(
@@ -51,14 +55,14 @@ pub async fn validate_policy(
     .fetch_one(&mut *conn)
     .await?;
     if !exists {
-        return Err(Error::Policy {
-            key: key("opclass"),
-            message: format!(
+        return Err(policy_error(
+            "opclass",
+            format!(
                 "operator class {} does not exist for {}",
                 policy.opclass,
                 policy.method.as_str()
             ),
-        });
+        ));
     }
     Ok(Some(dims))
 }

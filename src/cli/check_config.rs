@@ -43,7 +43,7 @@ pub fn run(args: &Args, global_config: Option<&Path>) -> anyhow::Result<ExitCode
 
 /// With a database URL: the tables must exist with the shape the configuration
 /// describes. A table that does not fit is a configuration error (exit 2, naming the
-/// key); a database that cannot be asked is a runtime error (exit 1).
+/// key); a database that cannot be asked, or is not migrated, is a runtime error (exit 1).
 fn check_against_database(config: &Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -63,7 +63,10 @@ fn check_against_database(config: &Config) -> anyhow::Result<ExitCode> {
     if problems.is_empty() {
         println!("# configuration OK (tables checked against the database)");
         Ok(ExitCode::SUCCESS)
-    } else {
+    } else if problems.iter().any(Error::is_usage) {
         Ok(ExitCode::from(2))
+    } else {
+        // The configuration fits; the database is not ready (not migrated).
+        Ok(ExitCode::from(1))
     }
 }

@@ -56,8 +56,10 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 ok = false;
-                text.push_str(&format!("{}: ERROR: {e}\n", table.label()));
-                tables.push(serde_json::json!({ "table": table.label(), "error": e.to_string() }));
+                let label = table.label();
+                let e = e.detail(&label);
+                text.push_str(&format!("{label}: ERROR: {e}\n"));
+                tables.push(serde_json::json!({ "table": label, "error": e }));
             }
         }
     }

@@ -53,12 +53,6 @@ impl TableConfig {
         format!("{}.{}", self.schema, self.name)
     }
 
-    /// The configuration key of one of this table's settings, for errors that the database
-    /// reveals: `tables[public.events].column`.
-    pub fn key(&self, setting: &str) -> String {
-        format!("tables[{}].{setting}", self.label())
-    }
-
     /// Name of the table's default partition: `<name>_default`.
     pub fn default_partition_name(&self) -> String {
         format!("{}_default", self.name)

@@ -4,6 +4,7 @@
 //! each attempt is a direct connection, whose error is the reason `/readyz`, `/status` and
 //! the log give.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +27,9 @@ pub(super) async fn stats_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut state_table_ready = false;
+    let mut reported = Reported::default();
     loop {
-        let up = refresh_stats(&shared, &pool, &mut state_table_ready).await;
+        let up = refresh_stats(&shared, &pool, &mut state_table_ready, &mut reported).await;
         super::memory::release_freed();
         let wait = if up {
             shared.config.schedule.stats_interval
@@ -42,10 +44,19 @@ pub(super) async fn stats_loop(
     }
 }
 
+/// The error each table's statistics last failed with, as logged: a table that stays
+/// missing or misshapen is logged when its error appears or changes, not at every refresh.
+type Reported = HashMap<String, String>;
+
 /// One refresh of every table; returns whether the database answered. A database error
 /// ends the refresh there (the database is down for every table); an error about one
 /// table (missing, not partitioned…) only clears that table's gauges.
-async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut bool) -> bool {
+async fn refresh_stats(
+    shared: &Shared,
+    pool: &PgPool,
+    state_table_ready: &mut bool,
+    reported: &mut Reported,
+) -> bool {
     let mut conn = match acquire_for_health(shared, pool).await {
         Ok(c) => c,
         Err(reason) => {
@@ -55,7 +66,7 @@ async fn refresh_stats(shared: &Shared, pool: &PgPool, state_table_ready: &mut b
     };
     let now = Utc::now();
     for table in &shared.config.tables {
-        if !refresh_table(shared, &mut conn, table, now).await {
+        if !refresh_table(shared, &mut conn, table, now, reported).await {
             return false;
         }
     }
@@ -72,10 +83,12 @@ async fn refresh_table(
     conn: &mut PgConnection,
     table: &TableConfig,
     now: DateTime<Utc>,
+    reported: &mut Reported,
 ) -> bool {
     let label = table.label();
     match catalog::read_table(conn, table).await {
         Ok(snap) => {
+            reported.remove(&label);
             shared
                 .metrics
                 .set_table(&label, TableGauges::from_snapshot(table, &snap, now));
@@ -88,11 +101,15 @@ async fn refresh_table(
             false
         }
         Err(e) => {
-            warn!(table = %label, "statistics: {e}");
+            let e = e.detail(&label);
+            if reported.get(&label) != Some(&e) {
+                warn!(table = %label, "statistics: {e}");
+                reported.insert(label.clone(), e.clone());
+            }
             shared.metrics.clear_table(&label);
             locked(&shared.tables_status).insert(
                 label.clone(),
-                serde_json::json!({ "table": label, "error": e.to_string() }),
+                serde_json::json!({ "table": label, "error": e }),
             );
             true
         }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
-use tracing::{info_span, warn, Instrument};
+use tracing::{info_span, Instrument};
 
 use crate::apply::census::count_default_partition;
 use crate::apply::{apply_plan, ActionOutcome, ApplyContext, RetryPolicy, StopFlag};
@@ -463,6 +463,8 @@ pub struct TableRun {
     pub started_at: DateTime<Utc>,
     pub seconds: f64,
     pub report: Option<MaintenanceReport>,
+    /// Why the table could not be maintained, in words that leave out the table (`table`
+    /// names it).
     pub error: Option<String>,
     /// The error is in the configuration (exit code 2), not at run time.
     pub usage_error: bool,
@@ -579,12 +581,11 @@ pub async fn run_maintenance(
             Some(Err(e)) => Err(e),
             None => manager.run_on(conn, now, kind, opts.stop.as_ref()).await,
         };
+        // Not logged here: the report carries it, and who shows the report (the daemon's
+        // log, the CLI's output) says it once.
         let (report, error, usage_error) = match result {
             Ok(r) => (Some(r), None, false),
-            Err(e) => {
-                warn!(table = %table.label(), "maintenance failed: {e}");
-                (None, Some(e.to_string()), e.is_usage())
-            }
+            Err(e) => (None, Some(e.detail(&table.label())), e.is_usage()),
         };
         runs.push(TableRun {
             table: table.label(),

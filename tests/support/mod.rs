@@ -82,15 +82,21 @@ impl TestDb {
     /// A fresh database owned by the maintenance role, with pgvector created (a superuser
     /// step: the extension is not trusted) and nothing else.
     pub async fn empty(label: &str) -> TestDb {
+        let db = TestDb::bare(label).await;
+        let mut su = admin_conn(&db.name).await;
+        superuser_setup(&mut su).await;
+        db
+    }
+
+    /// A fresh database owned by the maintenance role, before the superuser's setup: no
+    /// pgvector, no `pg_statistic` grant.
+    pub async fn bare(label: &str) -> TestDb {
         let name = unique_name(label);
         let mut admin = admin_conn("postgres").await;
         admin
             .execute(format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}").as_str())
             .await
             .expect("create test database");
-        drop(admin);
-        let mut su = admin_conn(&name).await;
-        superuser_setup(&mut su).await;
         TestDb { name }
     }
 
