@@ -718,3 +718,51 @@ async fn healthz_answers_beside_two_thousand_idle_connections_and_keeps_alive() 
         assert!(status.starts_with(want), "{path}: {status}");
     }
 }
+
+/// Issue 13.4: `http.per_partition_metrics = false` keeps only per-table series (table
+/// size and rows among them); the statistics refresh reports what it cost.
+#[tokio::test]
+async fn per_table_metrics_only_when_asked_and_the_refresh_cost_is_reported() {
+    let db = TestDb::migrated("daemon_per_table_metrics").await;
+    let mut d = Daemon::start(
+        &[
+            ("DATABASE_URL", db.owner_url()),
+            ("PARTWARDEN__HTTP__PER_PARTITION_METRICS", "false".into()),
+        ],
+        None,
+    );
+    let m = d.wait_metric(
+        &format!("partwarden_partitions{{{T}}}"),
+        Duration::from_secs(30),
+        |v| v >= 4.0,
+    );
+    assert!(!m.contains("partwarden_partition_size_bytes{"), "{m}");
+    assert!(!m.contains("partwarden_partition_rows{"), "{m}");
+    let bytes = sample(&m, &format!("partwarden_table_size_bytes{{{T}}}")).unwrap_or(0.0);
+    assert!(bytes > 0.0, "{m}");
+    let pool = db.owner_pool().await;
+    let expected: i64 = sqlx::query_scalar(
+        "SELECT sum(pg_total_relation_size(inhrelid))::int8 FROM pg_inherits
+          WHERE inhparent = 'archon_ga4_events'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(bytes as i64, expected, "{m}");
+    assert!(
+        sample(&m, &format!("partwarden_table_rows{{{T}}}")).is_some(),
+        "{m}"
+    );
+    let cost = sample(&m, "partwarden_statistics_refresh_seconds").unwrap_or(-1.0);
+    assert!((0.0..5.0).contains(&cost), "{cost}\n{m}");
+    d.terminate();
+
+    // The default keeps them.
+    let d = Daemon::start(&env_for(db.owner_url()), None);
+    let m = d.wait_metric(
+        &format!("partwarden_partitions{{{T}}}"),
+        Duration::from_secs(30),
+        |v| v >= 4.0,
+    );
+    assert!(m.contains("partwarden_partition_size_bytes{"), "{m}");
+}

@@ -66,6 +66,11 @@ pub(super) fn render(config: &Config, written: &Written) -> String {
 
     section(&mut out, "http");
     line(&mut out, "listen", string(&config.http.listen.to_string()));
+    line(
+        &mut out,
+        "per_partition_metrics",
+        config.http.per_partition_metrics.to_string(),
+    );
 
     section(&mut out, "schedule");
     line(

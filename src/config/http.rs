@@ -14,12 +14,17 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9464";
 pub struct HttpConfig {
     /// Address of `/metrics`, `/healthz`, `/readyz`, `/status`. Default 0.0.0.0:9464.
     pub listen: SocketAddr,
+    /// Series per partition on `/metrics` (size, rows, vector index size). Default true;
+    /// false keeps only per-table series, for those who watch cardinality (30,000
+    /// partitions are 60,000+ series).
+    pub per_partition_metrics: bool,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawHttp {
     listen: Option<String>,
+    per_partition_metrics: Option<bool>,
 }
 
 pub(super) fn http_config(
@@ -44,5 +49,8 @@ pub(super) fn http_config(
             "http.listen uses port 9187, postgres_exporter's default: it will clash with an exporter sidecar".to_owned(),
         );
     }
-    Ok(HttpConfig { listen })
+    Ok(HttpConfig {
+        listen,
+        per_partition_metrics: raw.per_partition_metrics.unwrap_or(true),
+    })
 }

@@ -54,7 +54,7 @@ const DATABASE_KEYS: &[(&str, Kind)] = &[
     ("ddl_attempts", Kind::Int),
     ("ddl_backoff", Kind::Str),
 ];
-const HTTP_KEYS: &[(&str, Kind)] = &[("listen", Kind::Str)];
+const HTTP_KEYS: &[(&str, Kind)] = &[("listen", Kind::Str), ("per_partition_metrics", Kind::Bool)];
 const SCHEDULE_KEYS: &[(&str, Kind)] = &[("maintenance", Kind::Str), ("stats_interval", Kind::Str)];
 const LOG_KEYS: &[(&str, Kind)] = &[("format", Kind::Str), ("level", Kind::Str)];
 const PROBE_KEYS: &[(&str, Kind)] = &[

@@ -65,11 +65,15 @@ async fn refresh_stats(
         }
     };
     let now = Utc::now();
+    let started = std::time::Instant::now();
     for table in &shared.config.tables {
         if !refresh_table(shared, &mut conn, table, now, reported).await {
             return false;
         }
     }
+    shared
+        .metrics
+        .set_refresh_seconds(started.elapsed().as_secs_f64());
     refresh_last_successes(shared, &mut conn, state_table_ready).await;
     shared.metrics.publish();
     shared.set_db_up();
@@ -91,7 +95,7 @@ async fn refresh_table(
             reported.remove(&label);
             shared
                 .metrics
-                .set_table(&label, TableGauges::from_snapshot(table, &snap, now));
+                .set_table(&label, gauges(shared, table, &snap, now));
             let json = table_status(table, &snap, now);
             locked(&shared.tables_status).insert(label, json);
             true
@@ -118,6 +122,20 @@ async fn refresh_table(
 
 /// One table's `/status` entry, which the page at `/` is drawn from: the keys
 /// `status --json` gives them the same meaning.
+fn gauges(
+    shared: &Shared,
+    table: &TableConfig,
+    snap: &TableSnapshot,
+    now: DateTime<Utc>,
+) -> TableGauges {
+    let g = TableGauges::from_snapshot(table, snap, now);
+    if shared.config.http.per_partition_metrics {
+        g
+    } else {
+        g.per_table_only()
+    }
+}
+
 fn table_status(
     table: &TableConfig,
     snap: &TableSnapshot,

@@ -52,6 +52,9 @@ pub struct TableGauges {
     pub rls_drift: usize,
     pub vector_indexes_missing: usize,
     pub vector_indexes_invalid: usize,
+    /// Sums over the partitions, default included: bytes, and estimated rows.
+    pub table_bytes: i64,
+    pub table_rows: u64,
     /// (partition, total bytes, estimated rows), default partition included.
     pub per_partition: Vec<(String, i64, u64)>,
     /// (partition, bytes) of each valid vector index.
@@ -59,6 +62,13 @@ pub struct TableGauges {
 }
 
 impl TableGauges {
+    /// Without the series per partition (`http.per_partition_metrics = false`).
+    pub fn per_table_only(mut self) -> TableGauges {
+        self.per_partition = Vec::new();
+        self.vector_index_bytes = Vec::new();
+        self
+    }
+
     pub fn from_snapshot(
         table: &TableConfig,
         snap: &TableSnapshot,
@@ -83,6 +93,8 @@ impl TableGauges {
             rls_drift: stats.iter().filter(|s| !s.rls_ok).count() + retired_rls_drift(snap),
             vector_indexes_missing: vector.missing,
             vector_indexes_invalid: vector.invalid,
+            table_bytes: snap.all_partitions().map(|p| p.total_bytes.max(0)).sum(),
+            table_rows: snap.rows_estimate(),
             per_partition: stats
                 .iter()
                 .map(|s| {
@@ -136,6 +148,9 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("partwarden_partitions", "gauge"),
     ("partwarden_partitions_rls_drift", "gauge"),
     ("partwarden_probe_query_duration_seconds", "histogram"),
+    ("partwarden_statistics_refresh_seconds", "gauge"),
+    ("partwarden_table_rows", "gauge"),
+    ("partwarden_table_size_bytes", "gauge"),
     ("partwarden_vector_index_size_bytes", "gauge"),
     ("partwarden_vector_indexes_invalid", "gauge"),
     ("partwarden_vector_indexes_missing", "gauge"),
@@ -146,7 +161,7 @@ pub const RESULTS: [&str; 3] = ["success", "failure", "skipped"];
 
 type Get = fn(&TableGauges) -> f64;
 /// The per-table gauges: name, HELP, value.
-const PER_TABLE: [(&str, &str, Get); 10] = [
+const PER_TABLE: [(&str, &str, Get); 12] = [
     (
         "partwarden_partitions",
         "Range partitions of the table (the default partition is not counted).",
@@ -171,6 +186,16 @@ const PER_TABLE: [(&str, &str, Get); 10] = [
         "partwarden_default_partition_rows",
         "Estimated rows in the default partition (rows no partition covers).",
         |g| g.default_partition_rows as f64,
+    ),
+    (
+        "partwarden_table_size_bytes",
+        "Total size of the table's partitions with their indexes and TOAST, default partition included.",
+        |g| g.table_bytes as f64,
+    ),
+    (
+        "partwarden_table_rows",
+        "Estimated rows of the table (sum of its partitions' pg_class.reltuples).",
+        |g| g.table_rows as f64,
     ),
     (
         "partwarden_indexes_missing",
@@ -269,8 +294,13 @@ impl Metrics {
             metrics::describe_gauge!("partwarden_database_up", "1 when the last attempt to reach the database succeeded.");
             metrics::describe_gauge!("partwarden_leader", "1 when this replica leads: it holds the leadership advisory lock and runs the scheduled maintenance.");
             metrics::describe_gauge!("partwarden_build_info", "Always 1; the version is in the label.");
+            metrics::describe_gauge!(
+                "partwarden_statistics_refresh_seconds",
+                "How long the last statistics refresh took (every table's catalog snapshot, sizes included)."
+            );
             metrics::gauge!("partwarden_database_up").set(0.0);
             metrics::gauge!("partwarden_leader").set(0.0);
+            metrics::gauge!("partwarden_statistics_refresh_seconds").set(0.0);
             metrics::gauge!("partwarden_build_info", "version" => version.to_string()).set(1.0);
         });
         m
@@ -340,6 +370,11 @@ impl Metrics {
         self.with_live(|| {
             metrics::histogram!(PROBE_DURATION, "table" => table.to_string()).record(seconds)
         });
+    }
+
+    /// The cost of one statistics refresh (every configured table).
+    pub fn set_refresh_seconds(&self, seconds: f64) {
+        self.with_live(|| metrics::gauge!("partwarden_statistics_refresh_seconds").set(seconds));
     }
 
     pub fn set_database_up(&self, up: bool) {
