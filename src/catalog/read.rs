@@ -269,7 +269,9 @@ fn parse_raw(table: &TableConfig, row: &sqlx::postgres::PgRow) -> Result<Option<
         return Ok(None);
     }
     let bytes = value.as_bytes().map_err(|e| shape(&e))?;
-    serde_json::from_slice(bytes).map(Some).map_err(|e| shape(&e))
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|e| shape(&e))
 }
 
 const JOURNAL_SQL: &str = r#"
