@@ -8,8 +8,9 @@
 //!
 //! `scripts/test.sh` runs these twice: on PostgreSQL 18 (+ pgvector) with the rest of the
 //! suite, and on Debian's PostgreSQL 15 (no pgvector) in a step of its own, with
-//! `PW_TEST_EXPECT_SERVER_MAJOR=15` and `PW_TEST_EXPECT_PGVECTOR=absent`: every test
-//! checks the server it was given, so a run pointed at the wrong one fails.
+//! `PW_TEST_EXPECT_SERVER_MAJOR=15` and `PW_TEST_EXPECT_PGVECTOR=absent` (the script reads
+//! it from the server): every test checks the server it was given, so a run pointed at
+//! the wrong one fails.
 mod support;
 
 use std::time::{Duration, Instant};
@@ -788,12 +789,19 @@ async fn migrate_without_pgvector_says_what_to_do() {
     .fetch_one(&su)
     .await
     .unwrap();
-    if std::env::var("PW_TEST_EXPECT_PGVECTOR").as_deref() == Ok("absent") {
-        assert!(
+    match std::env::var("PW_TEST_EXPECT_PGVECTOR").as_deref() {
+        Ok("absent") => assert!(
             !available,
             "this run was told its server has no pgvector (PW_TEST_EXPECT_PGVECTOR=absent), but \
-             pg_available_extensions lists vector: the not-installed case is not tested"
-        );
+             pg_available_extensions lists vector"
+        ),
+        Ok("present") => assert!(
+            available,
+            "this run was told its server has pgvector (PW_TEST_EXPECT_PGVECTOR=present), but \
+             pg_available_extensions does not list vector"
+        ),
+        Ok(other) => panic!("PW_TEST_EXPECT_PGVECTOR={other:?}: absent or present"),
+        Err(_) => {}
     }
     let run = partwarden(&db, None, &[], &["migrate"]);
     assert_eq!(run.code, 1, "{}", run.out);
