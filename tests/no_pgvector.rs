@@ -163,8 +163,11 @@ async fn rows_per_partition(db: &TestDb) -> Vec<(String, i64)> {
 /// `None` bounds for the default partition.
 type Bounds = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
+/// (name, `pg_get_expr`'s text, from, to), as read.
+type BoundRow = (String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 async fn bounds(pool: &PgPool, parent: &str) -> Vec<Bounds> {
-    let rows: Vec<(String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let rows: Vec<BoundRow> = sqlx::query_as(
         r"SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid),
                      m[1]::timestamptz, m[2]::timestamptz
                 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

@@ -255,11 +255,12 @@ impl Config {
     }
 }
 
+/// The config file's text, if any, and the process environment's (name, value) pairs.
+type Sources = (Option<String>, Vec<(String, String)>);
+
 /// The file's text (a missing or unreadable file is an error naming it) and the process
 /// environment.
-fn read_sources(
-    path: Option<&Path>,
-) -> Result<(Option<String>, Vec<(String, String)>), ConfigError> {
+fn read_sources(path: Option<&Path>) -> Result<Sources, ConfigError> {
     let text = match path {
         Some(p) => Some(
             std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
