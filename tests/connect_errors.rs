@@ -11,6 +11,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use support::cli::partwarden_at;
 use support::cluster::PrivateCluster;
 use support::daemon::{free_port, wait_for, Daemon};
+use support::fake_pg::FakeServer;
 
 const PASSWORD: &str = "s3cret-in-the-url";
 
@@ -202,4 +203,62 @@ async fn an_unknown_host_is_named_with_the_lookup_failure() {
     let all = everything(&d);
     assert_eq!(d.terminate().0, Some(0), "{}", d.log());
     assert!(!all.contains(PASSWORD), "password shown:\n{all}");
+}
+
+/// A server older than PostgreSQL 14 (here a stand-in announcing 13.14 at startup, as a
+/// real one does) is refused at connect, naming its version and the minimum: every
+/// command exits 1 at once, and the daemon stays up, not ready, with that reason in the
+/// log, `/readyz` and `/status`, and maintains nothing.
+#[tokio::test]
+async fn a_server_older_than_14_is_refused_naming_its_version_and_the_minimum() {
+    let old = FakeServer::start("13.14 (Debian 13.14-0+deb11u1)");
+    let url = old.url("partwarden", "app");
+    let why = format!(
+        "127.0.0.1:{} runs PostgreSQL 13.14, which partwarden does not support: it needs \
+         PostgreSQL 14 or later",
+        old.port
+    );
+    for args in [
+        &["status"][..],
+        &["maintain", "--dry-run"],
+        &["maintain"],
+        &["check-config"],
+        &["migrate"],
+    ] {
+        let start = Instant::now();
+        let run = partwarden_at(&url, None, &[], args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.out);
+        assert!(run.out.contains(&why), "{args:?}: {}", run.out);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{args:?} took {:?}: {}",
+            start.elapsed(),
+            run.out
+        );
+    }
+
+    let mut d = Daemon::start(&[("DATABASE_URL", url)], None);
+    wait_for_log(&d, &why, Duration::from_secs(5));
+    let (code, body) = d.get("/readyz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains(&format!("database unsupported: {why}")),
+        "/readyz: {body}"
+    );
+    let doc = status_doc(&d);
+    assert_eq!(doc["database_up"], false, "{doc}");
+    let error = doc["database"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&why), "{doc}");
+    // It keeps checking (a second apart) and never goes further than the handshake.
+    let seen = old.handshakes.load(std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        old.handshakes.load(std::sync::atomic::Ordering::Relaxed) > seen,
+        "the daemon stopped trying"
+    );
+    assert_eq!(doc["leader"], false, "{doc}");
+    let log = d.log();
+    assert!(log.contains("database unsupported"), "{log}");
+    assert!(!log.contains("maintenance done"), "{log}");
+    assert_eq!(d.terminate().0, Some(0), "{}", d.log());
 }

@@ -78,13 +78,25 @@ impl Shared {
     /// The database did not answer, for `reason` (the server's or the network's words,
     /// never the password).
     pub(super) fn set_db_down(&self, reason: String) {
+        self.record_down(Down::Unreachable, reason);
+    }
+
+    /// The server answered, but runs a version partwarden does not support: not ready,
+    /// and nothing is maintained, until it is upgraded (or the URL changed).
+    pub(super) fn set_db_unsupported(&self, reason: String) {
+        self.record_down(Down::Unsupported, reason);
+    }
+
+    fn record_down(&self, down: Down, reason: String) {
         self.db_up.store(false, Ordering::Relaxed);
         self.metrics.set_database_up(false);
         let mut outage = locked(&self.outage);
+        outage.down = down;
+        let what = down.word();
         match outage.record(&reason, Instant::now(), Utc::now()) {
-            Some(Logged::First) => warn!("database unreachable: {reason}"),
+            Some(Logged::First) => warn!("database {what}: {reason}"),
             Some(Logged::Again { for_secs }) => {
-                warn!("database still unreachable ({for_secs}s): {reason}")
+                warn!("database still {what} ({for_secs}s): {reason}")
             }
             None => {}
         }
@@ -115,9 +127,11 @@ impl Endpoints for Shared {
         if self.db_up() {
             return Ok(());
         }
-        match &locked(&self.outage).reason {
-            Some(reason) => Err(format!("database unreachable: {reason}")),
-            None => Err("database unreachable".into()),
+        let outage = locked(&self.outage);
+        let what = outage.down.word();
+        match &outage.reason {
+            Some(reason) => Err(format!("database {what}: {reason}")),
+            None => Err(format!("database {what}")),
         }
     }
 
@@ -163,9 +177,28 @@ impl Shared {
 const LOG_FIRST: Duration = Duration::from_secs(5);
 const LOG_CAP: Duration = Duration::from_secs(5 * 60);
 
+/// Why the database cannot be used: it does not answer, or it runs a PostgreSQL older
+/// than partwarden supports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Down {
+    #[default]
+    Unreachable,
+    Unsupported,
+}
+
+impl Down {
+    fn word(self) -> &'static str {
+        match self {
+            Down::Unreachable => "unreachable",
+            Down::Unsupported => "unsupported",
+        }
+    }
+}
+
 /// Why the database cannot be reached, and when that was last logged.
 #[derive(Debug, Default)]
 pub(super) struct Outage {
+    down: Down,
     reason: Option<String>,
     /// When the first reason of this outage was recorded.
     since: Option<DateTime<Utc>>,

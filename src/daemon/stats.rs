@@ -59,8 +59,12 @@ async fn refresh_stats(
 ) -> bool {
     let mut conn = match acquire_for_health(shared, pool).await {
         Ok(c) => c,
-        Err(reason) => {
+        Err(Unusable::Unreachable(reason)) => {
             shared.set_db_down(reason);
+            return false;
+        }
+        Err(Unusable::Unsupported(reason)) => {
+            shared.set_db_unsupported(reason);
             return false;
         }
     };
@@ -180,22 +184,35 @@ async fn refresh_last_successes(
     }
 }
 
+/// Why [`acquire_for_health`] got no connection, in words for the log and `/readyz`.
+enum Unusable {
+    Unreachable(String),
+    /// A server older than partwarden supports.
+    Unsupported(String),
+}
+
 /// A pooled connection. While the database is not known to be up, a direct connection
 /// comes first: the pool would retry a refused connection for `connect_timeout` and then
 /// say only "pool timed out", where the direct one fails at once and says why (wrong
-/// password, connection refused, unknown host). Once it got in, so does the pool.
+/// password, connection refused, unknown host), and checks the server's version. Once it
+/// got in, so does the pool.
 async fn acquire_for_health(
     shared: &Shared,
     pool: &PgPool,
-) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, String> {
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, Unusable> {
     if !shared.db_up() {
         let timeout = shared.config.database.connect_timeout;
         let probe = db::connect_once(&pool.connect_options(), timeout)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                crate::error::Error::UnsupportedServer { .. } => {
+                    Unusable::Unsupported(e.to_string())
+                }
+                e => Unusable::Unreachable(e.to_string()),
+            })?;
         let _ = sqlx::Connection::close(probe).await;
     }
     pool.acquire()
         .await
-        .map_err(|e| format!("{}: {e}", db::target(&pool.connect_options())))
+        .map_err(|e| Unusable::Unreachable(format!("{}: {e}", db::target(&pool.connect_options()))))
 }

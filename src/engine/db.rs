@@ -79,10 +79,91 @@ pub async fn connect_once(
         target: target(opts),
         reason,
     };
-    match tokio::time::timeout(timeout, PgConnection::connect_with(opts)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(failed(connect_reason(&e))),
-        Err(_) => Err(failed(format!("no answer within {timeout:?}"))),
+    let mut conn = match tokio::time::timeout(timeout, PgConnection::connect_with(opts)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(failed(connect_reason(&e))),
+        Err(_) => return Err(failed(format!("no answer within {timeout:?}"))),
+    };
+    let version = match conn.server_version_num() {
+        Some(num) => ServerVersion::from_num(num),
+        // The server reported no version sqlx could read at startup: ask.
+        None => {
+            let text: Result<String, _> =
+                sqlx::query_scalar("SELECT current_setting('server_version_num')")
+                    .fetch_one(&mut conn)
+                    .await;
+            let text = text.map_err(|e| failed(connect_reason(&e)))?;
+            ServerVersion::parse_num(&text).ok_or_else(|| {
+                failed(format!(
+                    "the server's version is unreadable (server_version_num = {text:?})"
+                ))
+            })?
+        }
+    };
+    if let Err(e) = version.check(&target(opts)) {
+        let _ = conn.close().await;
+        return Err(e);
+    }
+    Ok(conn)
+}
+
+/// The oldest PostgreSQL partwarden supports: 14, for `DETACH PARTITION … CONCURRENTLY`
+/// (expiry without a default partition) and `client_connection_check_interval` (a killed
+/// partwarden's backend abandons its statement).
+pub const MIN_SERVER_MAJOR: u32 = 14;
+
+/// A server's version, as `server_version_num` gives it (`150018` is 15.18, `90624` is
+/// 9.6.24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerVersion {
+    num: u32,
+}
+
+impl ServerVersion {
+    pub fn from_num(num: u32) -> ServerVersion {
+        ServerVersion { num }
+    }
+
+    /// `server_version_num` as the server prints it.
+    pub fn parse_num(text: &str) -> Option<ServerVersion> {
+        let t = text.trim();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(ServerVersion::from_num)
+    }
+
+    /// The major version: 15 for 15.18; 9 for 9.6 (before 10 a major had two parts, and
+    /// all of them are older than anything supported).
+    pub fn major(self) -> u32 {
+        self.num / 10_000
+    }
+
+    /// Refused when older than [`MIN_SERVER_MAJOR`]; `target` says where the server is.
+    pub fn check(self, target: &str) -> Result<(), Error> {
+        if self.major() >= MIN_SERVER_MAJOR {
+            return Ok(());
+        }
+        Err(Error::UnsupportedServer {
+            target: target.to_string(),
+            version: self.to_string(),
+            minimum: MIN_SERVER_MAJOR,
+        })
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    /// `15.18`; `9.6.24` before PostgreSQL 10.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.num;
+        if n >= 100_000 {
+            write!(f, "{}.{}", n / 10_000, n % 10_000)
+        } else {
+            write!(f, "{}.{}.{}", n / 10_000, n / 100 % 100, n % 100)
+        }
     }
 }
 
@@ -144,6 +225,59 @@ mod tests {
 
     fn target_of(url: &str) -> String {
         target(&connect_options(url, &SessionSettings::default()).unwrap())
+    }
+
+    #[test]
+    fn server_versions_are_read_and_older_than_14_refused() {
+        let v = |t: &str| ServerVersion::parse_num(t);
+        assert_eq!(
+            v("150018").map(|v| (v.major(), v.to_string())),
+            Some((15, "15.18".into()))
+        );
+        assert_eq!(v("180006").map(|v| v.to_string()), Some("18.6".into()));
+        assert_eq!(v("140000").map(|v| v.to_string()), Some("14.0".into()));
+        assert_eq!(
+            v("130014").map(|v| (v.major(), v.to_string())),
+            Some((13, "13.14".into()))
+        );
+        assert_eq!(
+            v("90624").map(|v| (v.major(), v.to_string())),
+            Some((9, "9.6.24".into()))
+        );
+        assert_eq!(v(" 170002\n").map(|v| v.major()), Some(17));
+        for bad in ["", "15.4", "abc", "-150000", "0", "99999999999"] {
+            assert_eq!(v(bad), None, "{bad:?}");
+        }
+        // What sqlx reads from the startup message is the same number.
+        assert_eq!(
+            ServerVersion::from_num(150018),
+            ServerVersion::parse_num("150018").unwrap()
+        );
+
+        for ok in [140000, 140013, 150018, 180006, 190000] {
+            assert!(ServerVersion::from_num(ok).check("db:5432").is_ok(), "{ok}");
+        }
+        let e = ServerVersion::from_num(130014)
+            .check("db.example:5432")
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::UnsupportedServer { minimum: 14, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "db.example:5432 runs PostgreSQL 13.14, which partwarden does not support: it needs \
+             PostgreSQL 14 or later (for DETACH PARTITION … CONCURRENTLY and \
+             client_connection_check_interval). Upgrade the server to PostgreSQL 14 or later, \
+             or point partwarden at one that is"
+        );
+        assert!(!e.is_usage(), "a runtime failure: exit 1");
+        let e = ServerVersion::from_num(90624).check("db:5432").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("db:5432 runs PostgreSQL 9.6.24, "),
+            "{e}"
+        );
     }
 
     #[test]

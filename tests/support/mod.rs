@@ -13,6 +13,7 @@ pub mod browser;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
+pub mod fake_pg;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
