@@ -60,6 +60,13 @@ async fn insert_n(pool: &PgPool, tenant: &str, at: DateTime<Utc>, n: usize) {
     }
 }
 
+/// `partwarden maintain ARGS` as the owner with the default configuration.
+fn maintain(db: &TestDb, args: &[&str]) -> support::cli::Run {
+    let mut all = vec!["maintain"];
+    all.extend_from_slice(args);
+    partwarden(db, None, &[], &all)
+}
+
 fn json(run: &support::cli::Run) -> serde_json::Value {
     serde_json::from_str(&run.out).unwrap_or_else(|e| panic!("{e}: {}", run.out))
 }
@@ -121,12 +128,7 @@ async fn past_rows_in_the_default_partition_get_their_partitions_online_and_the_
         .unwrap();
 
     // A routine run: premake creates current + 3 and moves next month's 4 rows.
-    let run = partwarden(
-        &db,
-        None,
-        &[],
-        &["maintain", "--table", "archon_ga4_events", "--json"],
-    );
+    let run = maintain(&db, &["--table", "archon_ga4_events", "--json"]);
     assert_eq!(run.code, 0, "{}", run.out);
     let doc = json(&run);
     for (kind, partition, reason) in actions(&doc) {
@@ -167,12 +169,9 @@ async fn past_rows_in_the_default_partition_get_their_partitions_online_and_the_
     // The backfill's dry run counts (FORCE RLS hides every row from the owner) and plans
     // the two past months; it changes nothing.
     let before = support::partitions(&pool).await;
-    let run = partwarden(
+    let run = maintain(
         &db,
-        None,
-        &[],
         &[
-            "maintain",
             "--table",
             "archon_ga4_events",
             "--backfill",
@@ -294,12 +293,9 @@ async fn past_rows_in_the_default_partition_get_their_partitions_online_and_the_
         "{after:?}"
     );
     // Nothing left to backfill: the rows left are too old, or have no place.
-    let run = partwarden(
+    let run = maintain(
         &db,
-        None,
-        &[],
         &[
-            "maintain",
             "--table",
             "archon_ga4_events",
             "--backfill",
@@ -315,29 +311,15 @@ async fn past_rows_in_the_default_partition_get_their_partitions_online_and_the_
 async fn gaps_between_partitions_are_reported_and_backfill_fills_them() {
     let db = TestDb::migrated("default_gaps").await;
     let pool = db.owner_pool().await;
-    let run = partwarden(
-        &db,
-        None,
-        &[],
-        &["maintain", "--table", "archon_ga4_events"],
-    );
+    let run = maintain(&db, &["--table", "archon_ga4_events"]);
     assert_eq!(run.code, 0, "{}", run.out);
     // Eight months later, nothing ran in between: premake creates month 8 onward, and
     // months 4 to 7 have no partition.
     let later = sql_literal(month(8) + chrono::Duration::days(3));
     let later = later.replace(' ', "T").replace("+00", "Z");
-    let run = partwarden(
+    let run = maintain(
         &db,
-        None,
-        &[],
-        &[
-            "maintain",
-            "--table",
-            "archon_ga4_events",
-            "--dry-run",
-            "--now",
-            &later,
-        ],
+        &["--table", "archon_ga4_events", "--dry-run", "--now", &later],
     );
     assert_eq!(run.code, 0, "{}", run.out);
     let gap = format!(
@@ -346,12 +328,9 @@ async fn gaps_between_partitions_are_reported_and_backfill_fills_them() {
         sql_literal(month(8))
     );
     assert!(run.out.contains(&gap), "{gap}\n{}", run.out);
-    let run = partwarden(
+    let run = maintain(
         &db,
-        None,
-        &[],
         &[
-            "maintain",
             "--table",
             "archon_ga4_events",
             "--backfill",
@@ -387,12 +366,7 @@ async fn row_counts_nobody_took_are_unknown_not_zero() {
     let db = TestDb::migrated("default_unknown_rows").await;
     let pool = db.owner_pool().await;
     grant_app(&pool, "public").await;
-    let run = partwarden(
-        &db,
-        None,
-        &[],
-        &["maintain", "--table", "archon_ga4_events"],
-    );
+    let run = maintain(&db, &["--table", "archon_ga4_events"]);
     assert_eq!(run.code, 0, "{}", run.out);
     let current = name(0);
     // autovacuum must not analyze it while the test looks.
