@@ -101,13 +101,14 @@ async fn create_bounded(
     to: &str,
 ) -> Result<(), StepError> {
     let col = &step.names.column;
-    exec(tx, &create_like_sql(&step.names, rel)).await?;
-    // Proves the bounds to ATTACH, which then skips scanning the new table.
+    // One round trip: the CHECK proves the bounds to ATTACH, which then skips scanning
+    // the new table.
     exec(
         tx,
         &format!(
-            "ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
-             CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')"
+            "{}; ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
+             CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')",
+            create_like_sql(&step.names, rel)
         ),
     )
     .await?;
@@ -144,17 +145,14 @@ async fn attach(
     from: &str,
     to: &str,
 ) -> Result<(), StepError> {
+    // One round trip for both statements.
     exec(
         tx,
         &format!(
-            "ALTER TABLE {} ATTACH PARTITION {rel} FOR VALUES FROM ('{from}') TO ('{to}')",
+            "ALTER TABLE {} ATTACH PARTITION {rel} FOR VALUES FROM ('{from}') TO ('{to}'); \
+             ALTER TABLE {rel} DROP CONSTRAINT partwarden_partition_bound",
             step.names.parent
         ),
-    )
-    .await?;
-    exec(
-        tx,
-        &format!("ALTER TABLE {rel} DROP CONSTRAINT partwarden_partition_bound"),
     )
     .await?;
     Ok(())
