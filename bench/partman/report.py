@@ -117,7 +117,9 @@ def main():
             lines.append("| " + " | ".join(cells) + " |")
 
     print(f"Machine: {info.get('machine')}; {info.get('date')}; {info.get('partwarden')}; "
-          f"{info.get('reps')} repetitions per figure, the tools alternating (ABAB…).")
+          f"{info.get('reps')} repetitions per figure, the tools alternating (ABAB…); "
+          f"load average (1, 5, 15 min) {info.get('load_start', '?')} at the start, "
+          f"{info.get('load_end', '?')} at the end; {info.get('minutes', '?')} minutes in all.")
     print()
     print("\n".join(lines))
     print()

@@ -173,6 +173,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/n
 MEM_GB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 info machine "$(nproc) CPU(s) ($CPU_MODEL), ${MEM_GB} GB RAM, Linux $(uname -r)"
 info date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+info load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 info partwarden "$("$BIN" --version) ($COMMIT)"
 info reps "$REPS"
 info monthly "$M_TABLES $M_PARTS $M_PREMAKE $M_RET"
@@ -561,6 +562,8 @@ for SRV in $SERVERS; do
     pw_pg_stop
 done
 
+info load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+info minutes "$(( (SECONDS + 30) / 60 ))"
 OUT=$OUT_DIR/results-$STAMP.md
 python3 bench/partman/report.py "$INFO" "$RES" "$TMP" >"$OUT"
 {
