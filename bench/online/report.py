@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Statistics and the summary table of bench/online/run.sh.
 
-Usage: report.py LOCK_TIMEOUT_MS SCENARIO_DIR...
+Usage: report.py [--json=FILE] LOCK_TIMEOUT_MS SCENARIO_DIR...
+
+With --json=FILE it also writes each scenario's figures to FILE (a JSON list).
 
 Each SCENARIO_DIR holds what run.sh left there:
   meta          key=value lines (method, condition, epoch timestamps, results)
@@ -15,6 +17,7 @@ Each SCENARIO_DIR holds what run.sh left there:
                   epoch|pid|user|application|mode|relation|query|blocking pids
 """
 import glob
+import json
 import math
 import os
 import re
@@ -127,7 +130,8 @@ def lock_waits(d, t0):
         _, pid, user, app, mode, relname, query, _blockers = parts[:8]
         q = query.strip()
         if q.upper().startswith("INSERT"):
-            q = "INSERT INTO archon_ga4_events …"
+            m = re.match(r"INSERT\s+INTO\s+(\S+)", q, re.I)
+            q = f"INSERT INTO {m.group(1) if m else '…'} …"
         elif len(q) > 70:
             q = q[:70] + "…"
         who = user + (f" ({app})" if app and app not in ("psql", "pgbench") else "")
@@ -157,8 +161,17 @@ def span(meta, a, b):
 
 
 def main():
-    lock_timeout_ms = float(sys.argv[1])
-    rows = [scenario(d, lock_timeout_ms) for d in sys.argv[2:]]
+    args = sys.argv[1:]
+    json_out = None
+    if args and args[0].startswith("--json="):
+        json_out = args.pop(0)[len("--json="):]
+    lock_timeout_ms = float(args[0])
+    rows = [scenario(d, lock_timeout_ms) for d in args[1:]]
+    if json_out:
+        # The figures of each scenario, for other reports (bench/partman/report.py).
+        keys = ("failed", "aborted", "done", "p50", "p99", "max", "over", "max_exec", "over100")
+        with open(json_out, "w") as f:
+            json.dump([dict({k: r[k] for k in keys}, dir=r["dir"], meta=r["meta"]) for r in rows], f, indent=1)
     lt = f"{lock_timeout_ms / 1000:g} s"
     header = ["method", "condition", "failed inserts", "inserts done", "p50 ms", "p99 ms",
               "max ms", f"inserts > {lt}", "longest single INSERT ms", "maintenance wall",

@@ -21,7 +21,8 @@
 # (default 1s), BENCH_DDL_ATTEMPTS (3), BENCH_DDL_BACKOFF (1s), BENCH_SCENARIOS (default
 # "partwarden:none partwarden:table partwarden:month nodefault:none nodefault:table
 # nodefault:month sql:none sql:table sql:month"),
-# BENCH_KEEP_LOGS=DIR (copy every log there before the cluster is removed).
+# BENCH_KEEP_LOGS=DIR (copy every log there before the cluster is removed), BENCH_BIN (a
+# partwarden binary to use instead of building one with `cargo build`).
 #
 # BENCH_WORK=one: instead of 3 creates and 12 expiries, one run must create one partition
 # (the last of the premake window is dropped) and expire one (now-25 months): the issue-10
@@ -36,6 +37,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/pg.sh
 . scripts/pg.sh
+# shellcheck source=bench/online/lib.sh
+. bench/online/lib.sh
 
 RATE=${BENCH_RATE:-400}
 HOLD=${BENCH_HOLD:-10}
@@ -73,9 +76,13 @@ esac
 case " $SCENARIOS " in
     *" old:"*) [ -x "${BENCH_OLD_BIN:-}" ] || { echo "the old method needs BENCH_OLD_BIN (a partwarden binary)" >&2; exit 2; } ;;
 esac
-log "building partwarden (cargo build)"
-cargo build --quiet
-BIN=$PWD/target/debug/partwarden
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")
+else
+    log "building partwarden (cargo build)"
+    cargo build --quiet
+    BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/partwarden
+fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-bench.XXXXXX")
 chmod 0755 "$TMP"
@@ -139,14 +146,8 @@ MONTH_FROM=$(date -u +%Y-%m-01)
 MONTH_TO=$(date -u -d "$MONTH_FROM +1 month" +%Y-%m-01)
 reader_sql() {
     local where=$1
-    cat <<SQL
-BEGIN;
-SELECT set_config('app.current_tenant_id', '$TENANT', true);
-SELECT count(*) AS rows_seen_by_reader FROM archon_ga4_events$where;
-SELECT pg_sleep($HOLD);
-COMMIT;
-SELECT 'reader_end=' || extract(epoch FROM clock_timestamp());
-SQL
+    bo_reader_sql "SELECT set_config('app.current_tenant_id', '$TENANT', true);" \
+        "SELECT count(*) AS rows_seen_by_reader FROM archon_ga4_events$where;" "$HOLD"
 }
 reader_sql "" >"$TMP/reader_table.sql"
 reader_sql " WHERE event_timestamp >= '$MONTH_FROM 00:00:00+00' AND event_timestamp < '$MONTH_TO 00:00:00+00'" >"$TMP/reader_month.sql"
@@ -253,20 +254,6 @@ pw_summary() {
     fi
 }
 
-# Every 100 ms: every lock request not granted in the database, who waits, for what,
-# and who blocks it.
-start_lock_sampler() {
-    local db=$1 out=$2
-    printf '%s\n' "SELECT extract(epoch FROM clock_timestamp()), w.pid, a.usename, a.application_name, w.mode,
-       coalesce(w.relation::regclass::text, w.locktype), left(regexp_replace(a.query, '\s+', ' ', 'g'), 90),
-       pg_blocking_pids(w.pid)
-  FROM pg_locks w JOIN pg_stat_activity a ON a.pid = w.pid
- WHERE NOT w.granted AND a.datname = current_database()" '\watch 0.1' |
-        "$PW_PG_BIN/psql" -X -q -At -F '|' "postgres://postgres@127.0.0.1:$PORT/$1" >"$out" 2>/dev/null &
-    SAMPLER_PID=$!
-    BG_PIDS+=("$SAMPLER_PID")
-}
-
 run_scenario() {
     local method=$1 long=$2
     local name=${method}_${long}
@@ -300,37 +287,12 @@ run_scenario() {
     local admin="postgres://postgres@127.0.0.1:$PORT/$db"
     local owner="postgres://partwarden@127.0.0.1:$PORT/$db"
     local app="postgres://app_user@127.0.0.1:$PORT/$db"
-    start_lock_sampler "$db" "$dir/lockwaits"
-    {
-        echo "method=$mlabel"
-        echo "condition=$cond"
-        echo "load_start=$(now)"
-    } >"$dir/meta"
-    "$PGBENCH" -n -h 127.0.0.1 -p "$PORT" -U app_user -c "$CLIENTS" -j "$THREADS" -R "$RATE" -T "$load" \
-        -l --log-prefix "$dir/txlog" --failures-detailed -f "$TMP/insert.sql" "$db" \
-        >"$dir/pgbench.out" 2>"$dir/pgbench.err" &
-    local bench_pid=$!
-    BG_PIDS+=("$bench_pid")
+    printf '%s\n' "method=$mlabel" "condition=$cond" >"$dir/meta"
+    bo_lock_sampler "$admin" "$dir/lockwaits"
+    bo_load "$dir" "$PORT" app_user "$db" "$RATE" "$load" "$TMP/insert.sql" "$CLIENTS" "$THREADS"
     sleep "$READER_AT"
 
-    local reader_pid=""
-    if [ "$long" != none ]; then
-        echo "reader_start=$(now)" >>"$dir/meta"
-        pw_psql "$app" -At -f "$TMP/reader_$long.sql" >"$dir/reader.log" 2>&1 &
-        reader_pid=$!
-        BG_PIDS+=("$reader_pid")
-        local i rpid=""
-        for i in $(seq 100); do
-            rpid=$(pw_psql "$admin" -At -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%' AND state = 'active'")
-            [ -n "$rpid" ] && break
-            sleep 0.05
-        done
-        [ -n "$rpid" ] || { echo "the long transaction did not start:" >&2; cat "$dir/reader.log" >&2; exit 1; }
-        local held
-        held=$(pw_psql "$admin" -At -c "SELECT string_agg(c.relname || ' ' || l.mode, ', ' ORDER BY c.relname) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE l.pid = $rpid AND c.relkind IN ('r', 'p')")
-        echo "   long transaction holds: $held"
-        echo "reader_locks=$held" >>"$dir/meta"
-    fi
+    [ "$long" = none ] || bo_reader "$dir" "$admin" "$app" "$TMP/reader_$long.sql"
     sleep $((MAINT_AT - READER_AT))
 
     local rc=0 t1 t2
@@ -363,10 +325,7 @@ run_scenario() {
     esac
     echo "   maintenance: wall $(secs "$t1" "$t2") s; catalog: created $c/$N_CREATE, expired $e/$N_EXPIRE, detach pending $p; exit $rc -> completed: $complete"
 
-    if [ -n "$reader_pid" ]; then
-        wait "$reader_pid" || { echo "the long transaction failed:" >&2; cat "$dir/reader.log" >&2; exit 1; }
-        grep '^reader_end=' "$dir/reader.log" >>"$dir/meta"
-    fi
+    [ "$long" = none ] || bo_reader_end "$dir"
     if [ "$method" != sql ] && [ "$method" != partman ] && [ "$complete" = no ]; then
         # The designed behaviour: what gave up after lock_timeout is done by the next run.
         local rc2=0 t3 t4 complete2=no
@@ -385,12 +344,8 @@ run_scenario() {
     fi
     echo "result=$result" >>"$dir/meta"
 
-    local bench_rc=0
-    wait "$bench_pid" || bench_rc=$?
-    echo "load_end=$(now)" >>"$dir/meta"
-    kill "$SAMPLER_PID" 2>/dev/null || true
-    wait "$SAMPLER_PID" 2>/dev/null || true
-    [ "$bench_rc" = 0 ] || echo "   pgbench exited $bench_rc"
+    bo_load_end "$dir"
+    [ "$BO_LOAD_RC" = 0 ] || echo "   pgbench exited $BO_LOAD_RC"
     # Every logged insert is in the table, none went to the default partition (superuser:
     # no RLS).
     local rows logged dflt

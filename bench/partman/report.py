@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""The one table of bench/partman/run.sh.
+
+Usage: report.py INFO TIMINGS WORKDIR
+
+INFO      key=value lines (machine, date, partwarden, reps, sizes, server_<name> labels)
+TIMINGS   tab-separated: server, figure, tool, repetition, seconds
+          (tools: partwarden, dryrun = partwarden maintain --dry-run, pg_partman)
+WORKDIR   holds <server>/lock.json (bench/online/report.py --json) when the lock scenario ran
+
+Timings: min / median / max over the repetitions. Ratio: partwarden : pg_partman of each
+pair (the runs of one repetition, made one after the other), as the median and the range
+over the pairs.
+"""
+import json
+import os
+import statistics
+import sys
+
+
+def read_info(path):
+    info = {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if "=" in line:
+                k, v = line.split("=", 1)
+                info[k] = v
+    return info
+
+
+def read_timings(path):
+    t = {}  # (server, figure, tool) -> {rep: seconds}
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 5:
+                continue
+            srv, fig, tool, rep, secs = parts
+            t.setdefault((srv, fig, tool), {})[int(rep)] = float(secs)
+    return t
+
+
+def mmm(vals):
+    if not vals:
+        return "—"
+    v = sorted(vals)
+    return f"{v[0]:.3f} / {statistics.median(v):.3f} / {v[-1]:.3f}"
+
+
+def ratio(a, b):
+    pairs = sorted(a[r] / b[r] for r in a if r in b and b[r] > 0)
+    if not pairs:
+        return "—"
+    med = statistics.median(pairs)
+    if len(pairs) == 1:
+        return f"**{med:.2f}**"
+    return f"**{med:.2f}** ({pairs[0]:.2f}–{pairs[-1]:.2f})"
+
+
+def main():
+    info = read_info(sys.argv[1])
+    timings = read_timings(sys.argv[2])
+    work = sys.argv[3]
+    servers = info.get("servers", "").split()
+    mt, mp, mpre, mret = info["monthly"].split()
+    dt, dp, dpre, dret = info["daily"].split()
+    pk, rk = info["premake_k"], info["retention_k"]
+
+    lock = {}
+    for s in servers:
+        p = os.path.join(work, s, "lock.json")
+        if os.path.exists(p):
+            with open(p) as f:
+                rows = json.load(f)
+            lock[s] = {os.path.basename(r["dir"]).removeprefix("lock_"): r for r in rows}
+
+    head = ["measurement"]
+    for s in servers:
+        label = info.get(f"server_{s}", s)
+        head += [f"{label}: partwarden", "pg_partman", "partwarden : pg_partman"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|"]
+
+    figures = [
+        ("noop_monthly", "partwarden", f"no-op, {mt} tables × {mp} monthly partitions (s)"),
+        ("noop_monthly", "dryrun", "  … partwarden `maintain --dry-run` instead (plan only)"),
+        ("noop_daily", "partwarden", f"no-op, {dt} tables × {dp} daily partitions (s)"),
+        ("noop_daily", "dryrun", "  … partwarden `maintain --dry-run` instead (plan only)"),
+        ("premake", "partwarden", f"premake: {pk} tables × 1 partition to create (s)"),
+        ("retention", "partwarden", f"retention: {rk} tables × 1 partition to drop (s)"),
+    ]
+    for fig, pw_tool, name in figures:
+        cells = [name]
+        for s in servers:
+            a = timings.get((s, fig, pw_tool), {})
+            b = timings.get((s, fig, "pg_partman"), {})
+            cells += [mmm(a.values()), mmm(b.values()) if pw_tool == "partwarden" else "(as above)", ratio(a, b)]
+        if any(timings.get((s, fig, pw_tool)) for s in servers):
+            lines.append("| " + " | ".join(cells) + " |")
+
+    if lock:
+        lt = info.get("lock_setup", "400 10 25 1s 3 1s").split()
+        lock_rows = [
+            ("failed inserts", lambda r: str(r["failed"] + r.get("aborted", 0))),
+            ("p99 insert latency (ms)", lambda r: f"{r['p99']:.1f}"),
+            ("max insert latency (ms)", lambda r: f"{r['max']:.0f}"),
+            (f"inserts > {lt[3]}", lambda r: str(r["over"])),
+            ("maintenance wall (s)", lambda r: f"{float(r['meta'].get('maint_wall', 'nan')):.2f}"
+             + (f" + {float(r['meta']['rerun_wall']):.2f}" if r["meta"].get("rerun_wall") else "")),
+        ]
+        for name, fmt in lock_rows:
+            cells = [f"lock scenario: {name}"]
+            for s in servers:
+                got = lock.get(s, {})
+                cells += [fmt(got["partwarden"]) if "partwarden" in got else "—",
+                          fmt(got["pg_partman"]) if "pg_partman" in got else "—", ""]
+            lines.append("| " + " | ".join(cells) + " |")
+
+    print(f"Machine: {info.get('machine')}; {info.get('date')}; {info.get('partwarden')}; "
+          f"{info.get('reps')} repetitions per figure, the tools alternating (ABAB…); "
+          f"load average (1, 5, 15 min) {info.get('load_start', '?')} at the start, "
+          f"{info.get('load_end', '?')} at the end; {info.get('minutes', '?')} minutes in all.")
+    print()
+    print("\n".join(lines))
+    print()
+    print(f"Timings: min / median / max of the whole process (`partwarden maintain --wait 0` vs "
+          f"`psql -c \"CALL partman.run_maintenance_proc()\"`), in seconds. Ratio: the median "
+          f"of partwarden : pg_partman per repetition (range over the repetitions). Monthly: "
+          f"premake {mpre}, retention {mret} months; daily: premake {dpre}, retention {dret} days; "
+          f"a default partition everywhere.")
+    if lock:
+        lt = info.get("lock_setup", "400 10 25 1s 3 1s").split()
+        print()
+        print(f"Lock scenario: pgbench {lt[0]} inserts/s (-R, latency from the scheduled start) for "
+              f"{lt[2]} s; at +2 s a reader holds the current month {lt[1]} s; maintenance at +3 s "
+              f"has one partition to create and one to expire (partwarden: lock_timeout {lt[3]}, "
+              f"ddl_attempts {lt[4]}, ddl_backoff {lt[5]}; what it gave up on is done by a second "
+              f"run after the reader).")
+        for s in servers:
+            got = lock.get(s, {})
+            notes = []
+            if "none" in got:
+                r = got["none"]
+                notes.append(f"no maintenance: p99 {r['p99']:.1f} ms, max {r['max']:.0f} ms, "
+                             f"{r['failed']} failed")
+            for t in ("partwarden", "pg_partman"):
+                if t in got:
+                    notes.append(f"{t}: {got[t]['meta'].get('result', '?')}")
+            if notes:
+                print(f"- {info.get(f'server_{s}', s)}: " + "; ".join(notes) + ".")
+
+
+if __name__ == "__main__":
+    main()
