@@ -2,8 +2,8 @@
 # partwarden against pg_partman on the same cluster (issue 13, point 1). What it measures
 # and how to read it: bench/README.md, section "bench/partman".
 #
-#   bench/partman/run.sh                 # full run (~40 min on 2 cores)
-#   BENCH_QUICK=1 bench/partman/run.sh   # smoke test: small sizes, 3 repetitions
+#   bench/partman/run.sh                 # full run (about an hour on 2 cores, most of it making the daily sets)
+#   BENCH_QUICK=1 bench/partman/run.sh   # smoke test (~3 min): small sizes, 3 repetitions
 #
 # For each server -- Debian's PostgreSQL 15 with pg_partman 4.7 (apt packages
 # postgresql-15 and postgresql-15-partman, installed when missing) and PostgreSQL 18 from
