@@ -21,27 +21,13 @@ fn name(k: i64) -> String {
     partition_name("archon_ga4_events", Interval::Month, month(k))
 }
 
-/// Rows per partition, read tenant by tenant (RLS is forced): (partition, rows).
+/// Rows per partition, every tenant's: (partition, rows).
 async fn rows_per_partition(pool: &PgPool) -> Vec<(String, i64)> {
-    let mut all: Vec<(String, i64)> = Vec::new();
-    for t in [A, B] {
-        let mut tx = support::tenant_tx(pool, t).await;
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT tableoid::regclass::text, count(*) FROM archon_ga4_events GROUP BY 1 ORDER BY 1",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        for (p, n) in rows {
-            match all.iter_mut().find(|(q, _)| *q == p) {
-                Some((_, m)) => *m += n,
-                None => all.push((p, n)),
-            }
-        }
+    let mut counts = std::collections::BTreeMap::new();
+    for (_, p) in support::rows_by_partition(pool, &[A, B]).await {
+        *counts.entry(p).or_insert(0) += 1;
     }
-    all.sort();
-    all
+    counts.into_iter().collect()
 }
 
 fn rows_in(counts: &[(String, i64)], partition: &str) -> i64 {

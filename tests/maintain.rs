@@ -44,23 +44,6 @@ async fn insert_as(pool: &PgPool, tenant: &str, ts: DateTime<Utc>) {
     tx.commit().await.unwrap();
 }
 
-/// (tenant, partition) of every row, read tenant by tenant (RLS is forced).
-async fn rows_by_partition(pool: &PgPool) -> Vec<(String, String)> {
-    let mut all = Vec::new();
-    for t in [A, B] {
-        let mut tx = support::tenant_tx(pool, t).await;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT tenant_id::text, tableoid::regclass::text FROM archon_ga4_events ORDER BY event_timestamp",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap();
-        all.extend(rows);
-        tx.commit().await.unwrap();
-    }
-    all
-}
-
 /// One partition as the catalog describes it: bounds, indexes (definitions with the
 /// partition's own name factored out), RLS, policies, owner.
 async fn describe_partition(pool: &PgPool, name: &str) -> Vec<String> {
@@ -143,7 +126,7 @@ async fn now_only_previews_unless_execute_is_given() {
     let pool = db.owner_pool().await;
     insert_as(&pool, A, Utc::now()).await;
     let before = catalog_fingerprint(&pool).await;
-    let rows_before = rows_by_partition(&pool).await;
+    let rows_before = support::rows_by_partition(&pool, &[A, B]).await;
     let far = "2029-06-15T00:00:00Z";
     let cfg = "[[tables]]\nname = \"archon_ga4_events\"\nretention = \"1 month\"\npremake = 1\n";
     let run = partwarden(&db, Some(cfg), &[], &["maintain", "--now", far]);
@@ -164,7 +147,7 @@ async fn now_only_previews_unless_execute_is_given() {
         "--now changed the catalog"
     );
     assert_eq!(
-        rows_by_partition(&pool).await,
+        support::rows_by_partition(&pool, &[A, B]).await,
         rows_before,
         "--now changed rows"
     );
@@ -255,7 +238,7 @@ async fn a_far_future_row_creates_no_more_than_premake_partitions_and_waiting_ro
     insert_as(&pool, B, at("2031-02-28T23:59:59Z")).await;
     insert_as(&pool, A, at("2031-03-01T00:00:00Z")).await;
     insert_as(&pool, B, at("2199-12-31T00:00:00Z")).await;
-    let before = rows_by_partition(&pool).await;
+    let before = support::rows_by_partition(&pool, &[A, B]).await;
     assert!(
         before.iter().all(|(_, p)| p == "archon_ga4_events_default"),
         "{before:?}"
@@ -293,7 +276,7 @@ async fn a_far_future_row_creates_no_more_than_premake_partitions_and_waiting_ro
         4,
         "current + premake 3, nothing for 2199: {parts:?}"
     );
-    let after = rows_by_partition(&pool).await;
+    let after = support::rows_by_partition(&pool, &[A, B]).await;
     assert_eq!(
         after.len(),
         before.len(),

@@ -292,3 +292,21 @@ pub async fn drop_future_partitions(pool: &PgPool) -> Vec<String> {
     }
     future
 }
+
+/// (tenant, partition) of every event of `tenants`, read tenant by tenant (RLS is forced),
+/// in timestamp order per tenant.
+pub async fn rows_by_partition(pool: &PgPool, tenants: &[&str]) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for t in tenants {
+        let mut tx = tenant_tx(pool, t).await;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT tenant_id::text, tableoid::regclass::text FROM archon_ga4_events ORDER BY event_timestamp",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        all.extend(rows);
+        tx.commit().await.unwrap();
+    }
+    all
+}
