@@ -416,3 +416,47 @@ async fn row_counts_nobody_took_are_unknown_not_zero() {
     .unwrap();
     assert_eq!(n, Some(3));
 }
+
+/// Maintenance reads no sizes (issue 13), yet must still tell an empty, never-analyzed
+/// default partition from one holding rows: a fresh default partition is both.
+#[tokio::test]
+async fn an_empty_never_analyzed_default_partition_is_not_said_to_hold_rows() {
+    let db = TestDb::migrated("default_empty_fresh").await;
+    let pool = db.owner_pool().await;
+    grant_app(&pool, "public").await;
+    pool.execute("ALTER TABLE archon_ga4_events_default SET (autovacuum_enabled = false)")
+        .await
+        .unwrap();
+    let run = maintain(&db, &["--table", "archon_ga4_events"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let reltuples: f32 = sqlx::query_scalar(
+        "SELECT reltuples FROM pg_class WHERE oid = 'archon_ga4_events_default'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(reltuples < 0.0, "the default partition was analyzed: {reltuples}");
+
+    let default_notes = |run: &support::cli::Run| {
+        assert_eq!(run.code, 0, "{}", run.out);
+        let doc = json(run);
+        let mut all = notes(&doc, "plan");
+        all.extend(notes(&doc, "report"));
+        all.into_iter()
+            .filter(|n| n.contains("default partition"))
+            .collect::<Vec<_>>()
+    };
+    let dry = maintain(&db, &["--table", "archon_ga4_events", "--dry-run", "--json"]);
+    assert_eq!(default_notes(&dry), Vec::<String>::new(), "empty: nothing to say");
+    let done = maintain(&db, &["--table", "archon_ga4_events", "--json"]);
+    assert_eq!(default_notes(&done), Vec::<String>::new(), "empty: nothing to say");
+
+    // Rows beyond the premake window stay in the default partition, never analyzed.
+    insert_n(&db.app_pool().await, A, month(24), 2).await;
+    let dry = maintain(&db, &["--table", "archon_ga4_events", "--dry-run", "--json"]);
+    let said = default_notes(&dry);
+    assert!(
+        said.iter().any(|n| n.contains("holds rows but was never analyzed")),
+        "{said:?}"
+    );
+}

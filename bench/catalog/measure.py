@@ -26,6 +26,10 @@ key=value lines (run.sh appends them to its results file) or SQL.
                               one request); latency of each, body size, series
   fetch URL FILE              one GET, the body saved to FILE
   rss PID                     VmRSS and VmHWM from /proc/PID/status (kB)
+  settled URL TABLES TIMEOUT  polls URL (/metrics) until every one of TABLES tables has a
+                              successful maintenance run and a statistics refresh has
+                              finished; prints seconds waited
+  gauge URL NAME              the value of the unlabelled series NAME in URL (/metrics)
 """
 import http.client
 import json
@@ -329,6 +333,39 @@ def http_bench(url, n):
     print(f"database_up={up[0].split()[-1] if up else 'missing'}")
 
 
+def series_value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def settled(url, tables, timeout):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            code, body = get(url, 5.0)
+        except OSError:
+            code = None
+        if code == 200:
+            text = body.decode()
+            ok = sum(1 for l in text.splitlines()
+                     if l.startswith("partwarden_maintenance_runs_total{") and 'result="success"' in l
+                     and float(l.split()[-1]) >= 1)
+            refresh = series_value(text, "partwarden_statistics_refresh_seconds") or 0.0
+            if ok >= tables and refresh > 0:
+                print(f"s={time.time() - t0:.1f}")
+                return
+        time.sleep(0.5)
+    print("s=timeout")
+
+
+def gauge(url, name):
+    code, body = get(url, 5.0)
+    v = series_value(body.decode(), name) if code == 200 else None
+    print("missing" if v is None else f"{v:.4f}")
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -361,6 +398,10 @@ def main():
         r = rss(int(args[0]))
         print(f"rss_kb={r.get('VmRSS')}")
         print(f"hwm_kb={r.get('VmHWM')}")
+    elif cmd == "settled":
+        settled(args[0], int(args[1]), float(args[2]))
+    elif cmd == "gauge":
+        gauge(args[0], args[1])
     else:
         sys.exit(f"measure.py: unknown subcommand {cmd}\n{__doc__}")
 

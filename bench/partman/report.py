@@ -116,6 +116,8 @@ def main():
                           fmt(got["pg_partman"]) if "pg_partman" in got else "—", ""]
             lines.append("| " + " | ".join(cells) + " |")
 
+    daemon_lines = daemon_table(info, servers, dt, dp)
+
     print(f"Machine: {info.get('machine')}; {info.get('date')}; {info.get('partwarden')}; "
           f"{info.get('reps')} repetitions per figure, the tools alternating (ABAB…); "
           f"load average (1, 5, 15 min) {info.get('load_start', '?')} at the start, "
@@ -148,6 +150,57 @@ def main():
                     notes.append(f"{t}: {got[t]['meta'].get('result', '?')}")
             if notes:
                 print(f"- {info.get(f'server_{s}', s)}: " + "; ".join(notes) + ".")
+    if daemon_lines:
+        ds = info.get("daemon_setup", "1 30 15 60 200").split()
+        print()
+        print("\n".join(daemon_lines))
+        print()
+        print(f"The daemon (`partwarden run`, statistics every {ds[1]} s) on the daily set, once every "
+              f"table had its start-up maintenance and one statistics refresh had finished, {ds[2]} s "
+              f"more: RSS sampled once a second for {ds[3]} s, peak RSS (VmHWM) since start, "
+              f"{ds[4]} GETs of `/metrics` (a new connection each), the last statistics refresh "
+              f"(`partwarden_statistics_refresh_seconds`: every table's catalog snapshot with sizes). "
+              f"Targets (issue 13): RSS ≤ 20 MiB, `/metrics` p99 ≤ 50 ms.")
+
+
+def daemon_table(info, servers, dt, dp):
+    """The daemon's figures at the daily set, per server and per_partition_metrics."""
+    modes = [("true", "per-partition series"), ("false", "per-table series only")]
+    have = [(s, m) for s in servers for m, _ in modes if f"daemon_{s}_{m}_rss_max_kb" in info]
+    if not have:
+        return []
+    head = ["daemon on the daily set"] + [f"{info.get(f'server_{s}', s)}: {label}"
+                                          for s in servers for m, label in modes
+                                          if (s, m) in have]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|"]
+
+    def g(s, m, k):
+        return info.get(f"daemon_{s}_{m}_{k}", "?")
+
+    def mib(kb):
+        try:
+            return f"{int(kb) / 1024:.1f}"
+        except ValueError:
+            return "?"
+
+    rows = [
+        (f"partitions ({dt} tables × {dp} daily)", lambda s, m: f"{int(dt) * int(dp):,}"),
+        ("RSS over the idle window, min – max (MiB)",
+         lambda s, m: f"{mib(g(s, m, 'rss_min_kb'))} – {mib(g(s, m, 'rss_max_kb'))}"),
+        ("peak RSS since start, VmHWM (MiB)", lambda s, m: mib(g(s, m, "hwm_kb"))),
+        ("daemon CPU over the idle window (%)", lambda s, m: g(s, m, "daemon_cpu_pct")),
+        ("its database backends' CPU (%)", lambda s, m: g(s, m, "backend_cpu_pct")),
+        ("`/metrics` p50 / p99 / max (ms)",
+         lambda s, m: f"{g(s, m, 'metrics_p50_ms')} / {g(s, m, 'metrics_p99_ms')} / {g(s, m, 'metrics_max_ms')}"),
+        ("`/metrics` size (KiB), series",
+         lambda s, m: f"{int(g(s, m, 'metrics_bytes')) / 1024:,.0f}, {int(g(s, m, 'metrics_series')):,}"
+         if g(s, m, "metrics_bytes").isdigit() else "?"),
+        ("statistics refresh (s)", lambda s, m: g(s, m, "refresh_s")),
+        ("from start to every table maintained and statistics read (s)", lambda s, m: g(s, m, "settled_s")),
+    ]
+    for name, fmt in rows:
+        lines.append("| " + " | ".join([name] + [fmt(s, m) for s, m in have]) + " |")
+    return lines
 
 
 if __name__ == "__main__":

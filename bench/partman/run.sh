@@ -36,6 +36,11 @@
 #   BENCH_RETENTION_TABLES tables of the monthly set that get one partition to expire (40; quick 10)
 #   BENCH_SERVERS          "pg15 pg18" (either or both)
 #   BENCH_LOCK             1: run the lock scenario (default), 0: skip it
+#   BENCH_DAEMON           1: `partwarden run` on the daily set (default), 0: skip it
+#   BENCH_DAEMON_STATS / BENCH_DAEMON_WARMUP / BENCH_DAEMON_IDLE / BENCH_DAEMON_GETS
+#                          its statistics interval (30 s), warm-up after start-up (15 s;
+#                          quick 5), idle window sampled for RSS and CPU (60 s; quick 10),
+#                          GETs of /metrics (200)
 #   BENCH_RATE / BENCH_HOLD / BENCH_LOAD  inserts/s offered (400), seconds the reader holds
 #                          the current month (10; quick 5), seconds of load (25; quick 15)
 #   BENCH_PG15_BIN         bin directory of a PostgreSQL 15 with pg_partman 4.x installed
@@ -54,9 +59,9 @@ REPO=$PWD
 . bench/online/lib.sh
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    d_reps=3 d_monthly=10x30 d_daily=10x60 d_k=10 d_hold=5 d_load=15
+    d_reps=3 d_monthly=10x30 d_daily=10x60 d_k=10 d_hold=5 d_load=15 d_dwarm=5 d_didle=10
 else
-    d_reps=7 d_monthly=40x30 d_daily=100x300 d_k=40 d_hold=10 d_load=25
+    d_reps=7 d_monthly=40x30 d_daily=100x300 d_k=40 d_hold=10 d_load=25 d_dwarm=15 d_didle=60
 fi
 REPS=${BENCH_REPS:-$d_reps}
 MONTHLY=${BENCH_MONTHLY:-$d_monthly}
@@ -65,6 +70,11 @@ PREMAKE_K=${BENCH_PREMAKE_TABLES:-$d_k}
 RETENTION_K=${BENCH_RETENTION_TABLES:-$d_k}
 SERVERS=${BENCH_SERVERS:-pg15 pg18}
 LOCK=${BENCH_LOCK:-1}
+DAEMON=${BENCH_DAEMON:-1}
+DAEMON_STATS=${BENCH_DAEMON_STATS:-30}
+DAEMON_WARMUP=${BENCH_DAEMON_WARMUP:-$d_dwarm}
+DAEMON_IDLE=${BENCH_DAEMON_IDLE:-$d_didle}
+DAEMON_GETS=${BENCH_DAEMON_GETS:-200}
 RATE=${BENCH_RATE:-400}
 HOLD=${BENCH_HOLD:-$d_hold}
 LOAD=${BENCH_LOAD:-$d_load}
@@ -91,7 +101,7 @@ isint() { [[ $1 =~ ^[0-9]+$ ]]; }
 dims() { [[ $2 =~ ^([0-9]+)x([0-9]+)$ ]] || die "$1 must be TABLESxPARTITIONS (got '$2')"; echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"; }
 read -r M_TABLES M_PARTS < <(dims BENCH_MONTHLY "$MONTHLY")
 read -r D_TABLES D_PARTS < <(dims BENCH_DAILY "$DAILY")
-for v in REPS PREMAKE_K RETENTION_K RATE HOLD LOAD; do isint "${!v}" || die "$v must be a whole number (got '${!v}')"; done
+for v in REPS PREMAKE_K RETENTION_K RATE HOLD LOAD DAEMON_STATS DAEMON_WARMUP DAEMON_IDLE DAEMON_GETS; do isint "${!v}" || die "$v must be a whole number (got '${!v}')"; done
 [ "$REPS" -ge 1 ] || die "BENCH_REPS must be at least 1"
 M_RET=$((M_PARTS - 1 - M_PREMAKE))
 D_RET=$((D_PARTS - 1 - D_PREMAKE))
@@ -182,6 +192,7 @@ info premake_k "$PREMAKE_K"
 info retention_k "$RETENTION_K"
 info servers "$SERVERS"
 info lock "$LOCK"
+info daemon_setup "$DAEMON $DAEMON_STATS $DAEMON_WARMUP $DAEMON_IDLE $DAEMON_GETS"
 info lock_setup "$RATE $HOLD $LOAD $LOCK_TIMEOUT $DDL_ATTEMPTS $DDL_BACKOFF"
 log "partwarden $BIN ($COMMIT); $REPS repetitions; monthly ${M_TABLES}x$M_PARTS, daily ${D_TABLES}x$D_PARTS, premake $PREMAKE_K, retention $RETENTION_K"
 
@@ -520,6 +531,37 @@ lock_run() {
     [ "$rows" = "$logged" ] || echo "   WARNING: $logged inserts logged by pgbench, but $rows of them in the table"
 }
 
+# daemon DB CONFIG TABLES PER_PARTITION: `partwarden run` on the set (issue 13, point 4):
+# once every table has had its start-up maintenance and one statistics refresh has
+# finished, DAEMON_WARMUP s more, then RSS (once a second over DAEMON_IDLE s) and the
+# daemon's CPU, VmHWM, DAEMON_GETS GETs of /metrics, and the last statistics refresh's
+# duration (partwarden_statistics_refresh_seconds). PER_PARTITION: http.per_partition_metrics.
+MEASURE=$REPO/bench/catalog/measure.py
+daemon() {
+    local db=$1 config=$2 tables=$3 per=$4 port base dpid k v rc=0
+    local owner="postgres://partwarden@127.0.0.1:$PORT/$db" tag="daemon_${SRV}_$4"
+    port=$(pw_free_port)
+    base=http://127.0.0.1:$port
+    PARTWARDEN__SCHEDULE__STATS_INTERVAL=${DAEMON_STATS}s PARTWARDEN__HTTP__PER_PARTITION_METRICS=$per \
+        PARTWARDEN__HTTP__LISTEN=127.0.0.1:$port DATABASE_URL=$owner \
+        "$BIN" --config "$config" run >"$TMP/$SRV/$tag.log" 2>&1 &
+    dpid=$!
+    BG_PIDS+=("$dpid")
+    put() { info "${tag}_$1" "$2"; }
+    put_all() { while IFS='=' read -r k v; do put "$1$k" "$v"; done; }
+    python3 "$MEASURE" settled "$base/metrics" "$tables" 600 | put_all settled_
+    grep -q "^${tag}_settled_s=timeout" "$INFO" && { tail -20 "$TMP/$SRV/$tag.log" >&2; die "$SRV: the daemon did not finish its start-up maintenance and a statistics refresh in 600 s"; }
+    sleep "$DAEMON_WARMUP"
+    python3 "$MEASURE" cpu "$dpid" "$(getconf CLK_TCK)" "$PW_PG_BIN/psql" "$owner" "$DAEMON_IDLE" | put_all ""
+    python3 "$MEASURE" rss "$dpid" | put_all ""
+    python3 "$MEASURE" http "$base/metrics" "$DAEMON_GETS" | put_all metrics_
+    put refresh_s "$(python3 "$MEASURE" gauge "$base/metrics" partwarden_statistics_refresh_seconds)"
+    kill -TERM "$dpid"
+    wait "$dpid" || rc=$?
+    put term_rc "$rc"
+    echo "   daemon, per_partition_metrics = $per: $(grep "^${tag}_" "$INFO" | sed "s/^${tag}_//" | grep -E '^(rss_max_kb|hwm_kb|metrics_p99_ms|metrics_series|refresh_s|daemon_cpu_pct)=' | tr '\n' ' ')"
+}
+
 # --- each server ------------------------------------------------------------------------
 i=0
 for SRV in $SERVERS; do
@@ -548,6 +590,10 @@ for SRV in $SERVERS; do
     setup_db bench_daily
     make_set bench_daily day "$D_TABLES" "$D_PREMAKE" "$D_RET" "$CONFIG_D"
     noop noop_daily bench_daily "$CONFIG_D" "$D_TABLES" "$D_PARTS" day
+    if [ "$DAEMON" = 1 ]; then
+        daemon bench_daily "$CONFIG_D" "$D_TABLES" true
+        daemon bench_daily "$CONFIG_D" "$D_TABLES" false
+    fi
     pw_psql "$PW_PG_ADMIN_URL" -c "DROP DATABASE bench_daily" -c "DROP DATABASE bench_monthly"
 
     if [ "$LOCK" = 1 ]; then

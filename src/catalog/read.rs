@@ -126,7 +126,9 @@ SELECT p.ord, CASE WHEN p.oid IS NOT NULL THEN json_build_object(
                     'bound', pg_get_expr(c.relpartbound, c.oid),
                     'detach_pending', inh.inhdetachpending,
                     'reltuples', c.reltuples,
-                    'heap_bytes', CASE WHEN $3 THEN pg_relation_size(c.oid) ELSE -1 END,
+                    -- also without sizes when never analyzed: one stat() of the main
+                    -- fork tells "empty" from "rows nobody counted" (Partition::rows_known)
+                    'heap_bytes', CASE WHEN $3 OR c.reltuples < 0 THEN pg_relation_size(c.oid) ELSE -1 END,
                     'total_bytes', sz.total,
                     'index_bytes', CASE WHEN $3 THEN pg_indexes_size(c.oid) ELSE -1 END,
                     'size_pretty', CASE WHEN $3 THEN pg_size_pretty(sz.total) ELSE '' END,
@@ -179,7 +181,8 @@ ORDER BY p.ord
 pub enum Detail {
     /// Everything, sizes included (`status`, the statistics refresh).
     Full,
-    /// No sizes: they read as -1 (`total_bytes`, `heap_bytes`, …).
+    /// No sizes: they read as -1 (`total_bytes`, `index_bytes`, …), except `heap_bytes` of a
+    /// never-analyzed partition, which `Partition::rows_known` needs.
     WithoutSizes,
 }
 
