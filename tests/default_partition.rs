@@ -435,7 +435,10 @@ async fn an_empty_never_analyzed_default_partition_is_not_said_to_hold_rows() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!(reltuples < 0.0, "the default partition was analyzed: {reltuples}");
+    assert!(
+        reltuples < 0.0,
+        "the default partition was analyzed: {reltuples}"
+    );
 
     let default_notes = |run: &support::cli::Run| {
         assert_eq!(run.code, 0, "{}", run.out);
@@ -446,17 +449,32 @@ async fn an_empty_never_analyzed_default_partition_is_not_said_to_hold_rows() {
             .filter(|n| n.contains("default partition"))
             .collect::<Vec<_>>()
     };
-    let dry = maintain(&db, &["--table", "archon_ga4_events", "--dry-run", "--json"]);
-    assert_eq!(default_notes(&dry), Vec::<String>::new(), "empty: nothing to say");
+    let dry = maintain(
+        &db,
+        &["--table", "archon_ga4_events", "--dry-run", "--json"],
+    );
+    assert_eq!(
+        default_notes(&dry),
+        Vec::<String>::new(),
+        "empty: nothing to say"
+    );
     let done = maintain(&db, &["--table", "archon_ga4_events", "--json"]);
-    assert_eq!(default_notes(&done), Vec::<String>::new(), "empty: nothing to say");
+    assert_eq!(
+        default_notes(&done),
+        Vec::<String>::new(),
+        "empty: nothing to say"
+    );
 
     // Rows beyond the premake window stay in the default partition, never analyzed.
     insert_n(&db.app_pool().await, A, month(24), 2).await;
-    let dry = maintain(&db, &["--table", "archon_ga4_events", "--dry-run", "--json"]);
+    let dry = maintain(
+        &db,
+        &["--table", "archon_ga4_events", "--dry-run", "--json"],
+    );
     let said = default_notes(&dry);
     assert!(
-        said.iter().any(|n| n.contains("holds rows but was never analyzed")),
+        said.iter()
+            .any(|n| n.contains("holds rows but was never analyzed")),
         "{said:?}"
     );
 }

@@ -123,12 +123,18 @@ SELECT p.ord, CASE WHEN p.oid IS NOT NULL THEN json_build_object(
                     'schema', n.nspname::text,
                     'name', c.relname::text,
                     'relkind', c.relkind::text,
-                    'bound', pg_get_expr(c.relpartbound, c.oid),
+                    -- relid 0: a bound holds constants only, and deparsing against the
+                    -- partition opens it (builds its relcache entry), which in a new
+                    -- backend is most of the query's time at a thousand partitions
+                    'bound', pg_get_expr(c.relpartbound, 0),
                     'detach_pending', inh.inhdetachpending,
                     'reltuples', c.reltuples,
-                    -- also without sizes when never analyzed: one stat() of the main
-                    -- fork tells "empty" from "rows nobody counted" (Partition::rows_known)
-                    'heap_bytes', CASE WHEN $3 OR c.reltuples < 0 THEN pg_relation_size(c.oid) ELSE -1 END,
+                    -- also without sizes for a never-analyzed default partition: its
+                    -- main fork's size tells "empty" from "rows nobody counted"
+                    -- (Partition::rows_known), which maintenance reports. Not for every
+                    -- partition: pg_relation_size opens the relation, costly in a new backend
+                    'heap_bytes', CASE WHEN $3 OR (c.reltuples < 0 AND c.oid = pt.partdefid)
+                                       THEN pg_relation_size(c.oid) ELSE -1 END,
                     'total_bytes', sz.total,
                     'index_bytes', CASE WHEN $3 THEN pg_indexes_size(c.oid) ELSE -1 END,
                     'size_pretty', CASE WHEN $3 THEN pg_size_pretty(sz.total) ELSE '' END,
@@ -181,8 +187,8 @@ ORDER BY p.ord
 pub enum Detail {
     /// Everything, sizes included (`status`, the statistics refresh).
     Full,
-    /// No sizes: they read as -1 (`total_bytes`, `index_bytes`, …), except `heap_bytes` of a
-    /// never-analyzed partition, which `Partition::rows_known` needs.
+    /// No sizes: they read as -1 (`total_bytes`, `heap_bytes`, …), except `heap_bytes` of a
+    /// never-analyzed default partition, which `Partition::rows_known` needs for the notes.
     WithoutSizes,
 }
 

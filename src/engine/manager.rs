@@ -268,7 +268,13 @@ impl PartitionManager {
         stop: Option<&StopFlag>,
     ) -> Result<MaintenanceReport, Error> {
         let snap = self.maintenance_snapshot(conn).await?;
-        self.run_with_snapshot(conn, snap, now, kind, stop).await
+        let acted = self.act(conn, snap, now, kind, stop).await?;
+        let after = if acted.changed() {
+            Some(self.maintenance_snapshot(conn).await?)
+        } else {
+            None
+        };
+        Ok(acted.finish(&self.table, after.map(Ok)))
     }
 
     /// The snapshot maintenance plans from: no sizes (see [`catalog::Detail`]).
@@ -285,15 +291,17 @@ impl PartitionManager {
         })
     }
 
-    /// [`Self::run_on`] with the table's snapshot already read.
-    async fn run_with_snapshot(
+    /// [`Self::run_on`] with the table's snapshot already read, up to the state the run
+    /// left: [`Acted::finish`] tells that state from a snapshot read after it (one read for
+    /// every table of a run, see [`run_maintenance`]).
+    async fn act(
         &self,
         conn: &mut sqlx::PgConnection,
         snap: TableSnapshot,
         now: DateTime<Utc>,
         kind: RunKind,
         stop: Option<&StopFlag>,
-    ) -> Result<MaintenanceReport, Error> {
+    ) -> Result<Acted, Error> {
         let RunKind { dry_run, backfill } = kind;
         let span = info_span!("table", table = %self.table.label());
         let mut snap = snap;
@@ -324,11 +332,6 @@ impl PartitionManager {
             } else {
                 apply_plan(conn, &self.table, &snap, &plan, self.ctx(stop)).await
             };
-            let after = if outcomes.is_empty() {
-                snap
-            } else {
-                self.maintenance_snapshot(conn).await?
-            };
             let done = |f: fn(&Action) -> bool| -> Vec<String> {
                 let mut v: Vec<String> = outcomes
                     .iter()
@@ -338,7 +341,7 @@ impl PartitionManager {
                 v.dedup();
                 v
             };
-            Ok(MaintenanceReport {
+            let report = MaintenanceReport {
                 table: self.table.label(),
                 created_partitions: done(|a| {
                     matches!(
@@ -350,18 +353,57 @@ impl PartitionManager {
                 indexed_partitions: done(|a| {
                     matches!(a, Action::BuildIndex { .. } | Action::RepairIndex { .. })
                 }),
-                total_events_estimate: after.rows_estimate(),
-                notes: if outcomes.is_empty() {
-                    plan.notes.clone()
-                } else {
-                    notes_after(&self.table, &plan, &stale_notes, &after, now)
-                },
+                total_events_estimate: snap.rows_estimate(),
+                notes: plan.notes.clone(),
                 plan,
                 outcomes,
+            };
+            Ok(Acted {
+                report,
+                stale_notes,
+                now,
             })
         }
         .instrument(span)
         .await
+    }
+}
+
+/// One table's run, acted on, waiting for the state it left to be read.
+struct Acted {
+    /// Notes and row estimate as before the run, until [`Acted::finish`].
+    report: MaintenanceReport,
+    /// The plan's notes that describe the table's state (told again from the state after).
+    stale_notes: Vec<String>,
+    now: DateTime<Utc>,
+}
+
+impl Acted {
+    /// Whether the run changed anything (a run that did nothing left the state it read).
+    fn changed(&self) -> bool {
+        !self.report.outcomes.is_empty()
+    }
+
+    /// The report, its notes and estimate from `after` (the table's snapshot read after
+    /// the run; `None` when nothing changed). A failed read keeps the notes of the state
+    /// before and says so: the actions are done either way.
+    fn finish(
+        mut self,
+        table: &TableConfig,
+        after: Option<Result<TableSnapshot, String>>,
+    ) -> MaintenanceReport {
+        match after {
+            None => {}
+            Some(Ok(after)) => {
+                self.report.notes =
+                    notes_after(table, &self.report.plan, &self.stale_notes, &after, self.now);
+                self.report.total_events_estimate = after.rows_estimate();
+            }
+            Some(Err(e)) => self.report.notes.push(format!(
+                "the catalog could not be read after the run ({e}): the notes describe the table before it"
+            )),
+        }
+        self.report
     }
 }
 
@@ -381,19 +423,28 @@ async fn fill_expiry_sizes(
     if oids.is_empty() {
         return Ok(());
     }
-    let sizes: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT relname::text, pg_total_relation_size(oid) FROM pg_class WHERE oid = ANY($1::int8[]::oid[])",
+    // The main fork's size too: a partition never analyzed has unknown rows unless it is
+    // empty, and a drop should say "0 rows" of an empty one.
+    let sizes: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT relname::text, pg_total_relation_size(oid), pg_relation_size(oid) \
+           FROM pg_class WHERE oid = ANY($1::int8[]::oid[])",
     )
     .bind(&oids)
     .fetch_all(&mut *conn)
     .await?;
     for a in &mut plan.actions {
         if let Action::ExpirePartition {
-            partition, bytes, ..
+            partition,
+            bytes,
+            rows,
+            ..
         } = &mut a.action
         {
-            if let Some((_, b)) = sizes.iter().find(|(n, _)| n == partition) {
-                *bytes = *b;
+            if let Some((_, total, heap)) = sizes.iter().find(|(n, _, _)| n == partition) {
+                *bytes = *total;
+                if rows.is_none() && *heap == 0 {
+                    *rows = Some(0);
+                }
             }
         }
     }
@@ -566,35 +617,64 @@ pub async fn run_maintenance(
             Err(_) => tables.iter().map(|_| None).collect(),
         };
     let mut runs = Vec::new();
+    let mut acted: Vec<(usize, Acted)> = Vec::new();
     for (k, table) in tables.iter().enumerate() {
         let started_at = Utc::now();
         let clock = Instant::now();
         let manager =
             PartitionManager::new(pool.clone(), (*table).clone()).with_retry(retry.clone());
         let fresh = read_at.elapsed() < SNAPSHOT_REUSE;
-        let result = match snapshots[k].take().filter(|_| fresh) {
-            Some(Ok(snap)) => {
-                manager
-                    .run_with_snapshot(conn, snap, now, kind, opts.stop.as_ref())
-                    .await
-            }
-            Some(Err(e)) => Err(e),
-            None => manager.run_on(conn, now, kind, opts.stop.as_ref()).await,
+        let snapshot = match snapshots[k].take().filter(|_| fresh) {
+            Some(snap) => snap,
+            None => manager.maintenance_snapshot(conn).await,
+        };
+        let result = match snapshot {
+            Ok(snap) => manager.act(conn, snap, now, kind, opts.stop.as_ref()).await,
+            Err(e) => Err(e),
         };
         // Not logged here: the report carries it, and who shows the report (the daemon's
         // log, the CLI's output) says it once.
-        let (report, error, usage_error) = match result {
-            Ok(r) => (Some(r), None, false),
-            Err(e) => (None, Some(e.detail(&table.label())), e.is_usage()),
+        let (error, usage_error) = match result {
+            Ok(a) => {
+                acted.push((k, a));
+                (None, false)
+            }
+            Err(e) => (Some(e.detail(&table.label())), e.is_usage()),
         };
         runs.push(TableRun {
             table: table.label(),
             started_at,
             seconds: clock.elapsed().as_secs_f64(),
-            report,
+            report: None,
             error,
             usage_error,
         });
+    }
+    // The state every run left, for the tables it changed, in one round trip.
+    let changed: Vec<&TableConfig> = acted
+        .iter()
+        .filter(|(_, a)| a.changed())
+        .map(|(k, _)| tables[*k])
+        .collect();
+    let mut after = if changed.is_empty() {
+        Vec::new()
+    } else {
+        match catalog::read_tables(conn, &changed, Detail::WithoutSizes).await {
+            Ok(all) => all
+                .into_iter()
+                .map(|r| Some(r.map_err(|e| e.to_string())))
+                .collect(),
+            Err(e) => changed.iter().map(|_| Some(Err(e.to_string()))).collect(),
+        }
+    }
+    .into_iter();
+    for (k, a) in acted {
+        let state = if a.changed() {
+            after.next().flatten()
+        } else {
+            None
+        };
+        runs[k].report = Some(a.finish(tables[k], state));
     }
     Ok(RunReport {
         now,
