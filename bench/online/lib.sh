@@ -13,6 +13,19 @@
 # Sourced after scripts/pg.sh (PW_PG_BIN, pw_psql). Background processes are added to the
 # caller's array BG_PIDS, so its cleanup can end them.
 
+# bo_cleanup: the EXIT trap of both scripts. Ends BG_PIDS, stops the cluster, runs the
+# caller's keep_logs when BENCH_KEEP_LOGS is set, removes TMP, exits with the script's code.
+bo_cleanup() {
+    local rc=$? p
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    pw_pg_stop
+    if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+        mkdir -p "$BENCH_KEEP_LOGS" && keep_logs || true
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+
 bo_now() { date +%s.%N; }
 
 # bo_reader_sql PRELUDE QUERY HOLD: the long transaction. PRELUDE runs first in the

@@ -24,15 +24,20 @@ import re
 import sys
 
 
-def read_meta(d):
-    meta = {}
-    with open(os.path.join(d, "meta")) as f:
+def read_kv(path):
+    """key=value lines (the first "=" splits), as the bench scripts write them."""
+    kv = {}
+    with open(path) as f:
         for line in f:
             line = line.rstrip("\n")
             if "=" in line:
                 k, v = line.split("=", 1)
-                meta[k] = v
-    return meta
+                kv[k] = v
+    return kv
+
+
+def read_meta(d):
+    return read_kv(os.path.join(d, "meta"))
 
 
 def percentile(sorted_vals, p):

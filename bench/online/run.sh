@@ -87,17 +87,8 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-bench.XXXXXX")
 chmod 0755 "$TMP"
 BG_PIDS=()
-cleanup() {
-    local rc=$? p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    pw_pg_stop
-    if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
-        mkdir -p "$BENCH_KEEP_LOGS" && cp -r "$TMP"/sc_* "$TMP"/*.toml "$TMP"/*.sql "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
+keep_logs() { cp -r "$TMP"/sc_* "$TMP"/*.toml "$TMP"/*.sql "$BENCH_KEEP_LOGS"/ 2>/dev/null; }
+trap bo_cleanup EXIT
 trap 'exit 130' INT TERM
 
 pw_pg_start "$TMP/pg"

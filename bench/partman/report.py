@@ -17,16 +17,8 @@ import os
 import statistics
 import sys
 
-
-def read_info(path):
-    info = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line:
-                k, v = line.split("=", 1)
-                info[k] = v
-    return info
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "online"))
+from report import read_kv  # noqa: E402  (bench/online/report.py: one key=value reader)
 
 
 def read_timings(path):
@@ -59,7 +51,7 @@ def ratio(a, b):
 
 
 def main():
-    info = read_info(sys.argv[1])
+    info = read_kv(sys.argv[1])
     timings = read_timings(sys.argv[2])
     work = sys.argv[3]
     servers = info.get("servers", "").split()

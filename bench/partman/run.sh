@@ -163,19 +163,9 @@ INFO=$TMP/info         # key=value lines for the report
 : >"$RES"
 : >"$INFO"
 BG_PIDS=()
-cleanup() {
-    local rc=$? p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    pw_pg_stop
-    if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
-        # Everything but the data directories (the server logs are kept).
-        mkdir -p "$BENCH_KEEP_LOGS"
-        tar -C "$TMP" --exclude='./*/pg/data' -cf - . | tar -C "$BENCH_KEEP_LOGS" -xf - || true
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
+# Everything but the data directories (the server logs are kept).
+keep_logs() { tar -C "$TMP" --exclude='./*/pg/data' -cf - . | tar -C "$BENCH_KEEP_LOGS" -xf -; }
+trap bo_cleanup EXIT
 trap 'exit 130' INT TERM
 
 info() { printf '%s=%s\n' "$1" "$2" >>"$INFO"; }
