@@ -13,6 +13,7 @@
 
 mod heartbeat;
 mod memory;
+mod packed;
 mod probe;
 mod schedule;
 mod shared;

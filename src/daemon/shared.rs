@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use super::packed::PackedJson;
 use crate::apply::StopFlag;
 use crate::backoff::nth_delay;
 use crate::config::Config;
@@ -29,7 +30,8 @@ pub(super) struct Shared {
     pub(super) running: AtomicBool,
     pub(super) stop: StopFlag,
     pub(super) last_runs: Mutex<BTreeMap<String, TableRun>>,
-    pub(super) tables_status: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// Each table's `/status` entry, packed: at 30,000 partitions they are megabytes.
+    pub(super) tables_status: Mutex<BTreeMap<String, PackedJson>>,
     /// Wakes the statistics loop before its interval is up.
     pub(super) refresh: Notify,
     /// The maintenance run under way, so shutdown can abandon it after the grace period.
@@ -153,7 +155,13 @@ impl Shared {
     /// `/status`, which the page is drawn from too: the two agree by construction.
     fn status_doc(&self) -> serde_json::Value {
         let runs = locked(&self.last_runs).clone();
-        let tables = locked(&self.tables_status).clone();
+        let tables: BTreeMap<String, serde_json::Value> = {
+            let packed = locked(&self.tables_status);
+            packed
+                .iter()
+                .map(|(k, v)| (k.clone(), v.unpack()))
+                .collect()
+        };
         let up = self.db_up();
         let (error, since) = {
             let o = locked(&self.outage);

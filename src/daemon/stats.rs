@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tracing::warn;
 
+use super::packed::PackedJson;
 use super::shared::{locked, Shared};
 use crate::catalog::{self, TableSnapshot};
 use crate::config::TableConfig;
@@ -74,6 +76,10 @@ async fn refresh_stats(
         if !refresh_table(shared, &mut conn, table, now, reported).await {
             return false;
         }
+        // The table's snapshot, with sizes, is freed now; handed back at once, a refresh
+        // holds one table's worth at a time (+10 MiB over a refresh at 30,000 partitions
+        // otherwise).
+        super::memory::release_freed();
     }
     shared
         .metrics
@@ -100,8 +106,8 @@ async fn refresh_table(
             shared
                 .metrics
                 .set_table(&label, gauges(shared, table, &snap, now));
-            let json = table_status(table, &snap, now);
-            locked(&shared.tables_status).insert(label, json);
+            let status = table_status(table, &snap, now);
+            locked(&shared.tables_status).insert(label, status);
             true
         }
         Err(crate::error::Error::Database(e)) => {
@@ -117,7 +123,7 @@ async fn refresh_table(
             shared.metrics.clear_table(&label);
             locked(&shared.tables_status).insert(
                 label.clone(),
-                serde_json::json!({ "table": label, "error": e }),
+                PackedJson::pack(&serde_json::json!({ "table": label, "error": e })),
             );
             true
         }
@@ -140,25 +146,38 @@ fn gauges(
     }
 }
 
-fn table_status(
-    table: &TableConfig,
-    snap: &TableSnapshot,
-    now: DateTime<Utc>,
-) -> serde_json::Value {
+fn table_status(table: &TableConfig, snap: &TableSnapshot, now: DateTime<Utc>) -> PackedJson {
     let coverage = health::coverage(snap, now);
-    serde_json::json!({
-        "table": table.label(),
-        "interval": table.interval,
-        "premake": table.premake,
-        "retention": table.retention.to_string(),
-        "retention_cutoff": table.retention.cutoff(now),
-        "partitions": health::all_stats(snap),
-        "future_partitions": coverage.future_partitions,
-        "covered_until": coverage.covered_until,
-        "default_partition_rows": snap.default_partition.as_ref().map(|d| d.rows()),
-        "estimated_rows": snap.rows_estimate(),
-        "read_at": now,
+    PackedJson::pack(&TableStatus {
+        table: table.label(),
+        interval: &table.interval,
+        premake: table.premake,
+        retention: table.retention.to_string(),
+        retention_cutoff: table.retention.cutoff(now),
+        partitions: health::all_stats(snap),
+        future_partitions: coverage.future_partitions,
+        covered_until: coverage.covered_until,
+        default_partition_rows: snap.default_partition.as_ref().map(|d| d.rows()),
+        estimated_rows: snap.rows_estimate(),
+        read_at: now,
     })
+}
+
+/// One table's `/status` entry, which the page at `/` is drawn from: the keys
+/// `status --json` gives them the same meaning.
+#[derive(Serialize)]
+struct TableStatus<'a> {
+    table: String,
+    interval: &'a crate::calendar::Interval,
+    premake: u32,
+    retention: String,
+    retention_cutoff: DateTime<Utc>,
+    partitions: Vec<health::PartitionStats>,
+    future_partitions: usize,
+    covered_until: Option<DateTime<Utc>>,
+    default_partition_rows: Option<u64>,
+    estimated_rows: u64,
+    read_at: DateTime<Utc>,
 }
 
 /// Last successes recorded by any replica, so a restart or a failover keeps them.

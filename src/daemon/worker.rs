@@ -288,6 +288,9 @@ async fn one_run(
         .metrics
         .observe_run_duration(started.elapsed().as_secs_f64());
     shared.running.store(false, Ordering::Relaxed);
+    // The run read every table's snapshot at once (~150 MiB at 30,000 partitions): without
+    // this its memory stayed resident until the next statistics refresh.
+    super::memory::release_freed();
     (ok, lock)
 }
 

@@ -10,8 +10,11 @@
 //!   publishes new snapshots, so the series of a dropped partition disappear at the next
 //!   refresh instead of lingering with their last value (the trap of label-keyed
 //!   registries, DESIGN.md §11); while the database is down no refresh publishes, so the
-//!   last known gauges stay (with `partwarden_database_up 0` beside them). The rendered
-//!   text is kept until the next publish: a scrape costs a copy.
+//!   last known gauges stay (with `partwarden_database_up 0` beside them). A refresh
+//!   stages each table's gauges and publishes them together at its end: a scrape during a
+//!   refresh gets the last published text (at 60,000 series a render takes ~0.5 s and tens
+//!   of MiB, which every scrape during a refresh paid when each staged table cleared it),
+//!   and the render runs outside the lock scrapes take. A scrape costs a copy.
 //!
 //! Every family is described (HELP) and typed (TYPE), as `promtool check metrics` wants.
 
@@ -247,8 +250,11 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct Catalog {
+    /// Staged: what the next publish renders.
     gauges: BTreeMap<String, TableGauges>,
-    /// The snapshot recorder's rendering; `None` after a change, until the next render.
+    /// The gauges changed since the last publish.
+    staged: bool,
+    /// The last publish's rendering; `None` until the first (a scrape then renders).
     rendered: Option<String>,
 }
 
@@ -314,19 +320,19 @@ impl Metrics {
         f(&mut self.tables.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Replaces one table's catalog-derived gauges.
+    /// Stages one table's catalog-derived gauges for the next [`Metrics::publish`].
     pub fn set_table(&self, table: &str, gauges: TableGauges) {
         self.catalog(|c| {
             c.gauges.insert(table.to_string(), gauges);
-            c.rendered = None;
+            c.staged = true;
         });
     }
 
-    /// Forgets a table's catalog-derived gauges (its snapshot could not be read).
+    /// Stages forgetting a table's catalog-derived gauges (its snapshot could not be read).
     pub fn clear_table(&self, table: &str) {
         self.catalog(|c| {
             if c.gauges.remove(table).is_some() {
-                c.rendered = None;
+                c.staged = true;
             }
         });
     }
@@ -385,14 +391,19 @@ impl Metrics {
         self.with_live(|| metrics::gauge!("partwarden_leader").set(f64::from(u8::from(leader))));
     }
 
-    /// Renders the catalog snapshot now (the statistics refresh calls this, so a scrape
-    /// never pays for it).
+    /// Renders the staged gauges, which scrapes get from now on (the statistics refresh
+    /// calls this at its end, so a scrape never pays for a render).
     pub fn publish(&self) {
-        self.catalog(|c| {
-            if c.rendered.is_none() {
-                c.rendered = Some(render_catalog(&c.gauges));
-            }
+        let staged = self.catalog(|c| {
+            (c.staged || c.rendered.is_none()).then(|| {
+                c.staged = false;
+                c.gauges.clone()
+            })
         });
+        if let Some(gauges) = staged {
+            let text = render_catalog(&gauges);
+            self.catalog(|c| c.rendered = Some(text));
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4): the catalog snapshot, then the live
@@ -409,33 +420,65 @@ impl Metrics {
     }
 }
 
-/// A fresh recorder holding exactly the gauges of `tables`, rendered.
+/// Exactly the gauges of `tables`, as exposition text, written with the exporter's own
+/// formatting functions (HELP, TYPE, label escaping, values) but not through a recorder:
+/// a fresh recorder keeps a registry entry per series only to render it once, ~60 MiB for
+/// a moment at 61,820 series, at every refresh. A family without series is left out, as
+/// the exporter does.
 fn render_catalog(tables: &BTreeMap<String, TableGauges>) -> String {
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || {
-        for (name, help, _) in PER_TABLE {
-            metrics::describe_gauge!(name, help);
-        }
-        for (name, help) in [PARTITION_SIZE, PARTITION_ROWS, VECTOR_SIZE] {
-            metrics::describe_gauge!(name, help);
-        }
-        for (table, g) in tables {
-            for (name, _, get) in PER_TABLE {
-                metrics::gauge!(name, "table" => table.clone()).set(get(g));
-            }
-            for (p, bytes, rows) in &g.per_partition {
-                let labels = [("table", table.clone()), ("partition", p.clone())];
-                metrics::gauge!(PARTITION_SIZE.0, &labels).set(*bytes as f64);
-                metrics::gauge!(PARTITION_ROWS.0, &labels).set(*rows as f64);
-            }
-            for (p, bytes) in &g.vector_index_bytes {
-                let labels = [("table", table.clone()), ("partition", p.clone())];
-                metrics::gauge!(VECTOR_SIZE.0, &labels).set(*bytes as f64);
-            }
-        }
+    let mut out = String::new();
+    for (name, help, get) in PER_TABLE {
+        let series = tables
+            .iter()
+            .map(|(table, g)| ([table.as_str(), ""], get(g)));
+        write_family(&mut out, name, help, series);
+    }
+    let per_partition = |pick: fn(&(String, i64, u64)) -> f64| {
+        tables.iter().flat_map(move |(table, g)| {
+            g.per_partition
+                .iter()
+                .map(move |p| ([table.as_str(), p.0.as_str()], pick(p)))
+        })
+    };
+    let (name, help) = PARTITION_SIZE;
+    write_family(&mut out, name, help, per_partition(|p| p.1 as f64));
+    let (name, help) = PARTITION_ROWS;
+    write_family(&mut out, name, help, per_partition(|p| p.2 as f64));
+    let (name, help) = VECTOR_SIZE;
+    let vector = tables.iter().flat_map(|(table, g)| {
+        g.vector_index_bytes
+            .iter()
+            .map(move |(p, bytes)| ([table.as_str(), p.as_str()], *bytes as f64))
     });
-    handle.render()
+    write_family(&mut out, name, help, vector);
+    out
+}
+
+/// One gauge family: its HELP and TYPE lines, then a line per series labelled `table` and,
+/// when not empty, `partition`.
+fn write_family<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: impl Iterator<Item = ([&'a str; 2], f64)>,
+) {
+    use metrics_exporter_prometheus::formatting::{
+        sanitize_label_value, write_help_line, write_type_line,
+    };
+    use std::fmt::Write;
+    let mut series = series.peekable();
+    if series.peek().is_none() {
+        return;
+    }
+    write_help_line(out, name, None, None, help);
+    write_type_line(out, name, None, None, "gauge");
+    for ([table, partition], value) in series {
+        let _ = write!(out, "{name}{{table=\"{}\"", sanitize_label_value(table));
+        if !partition.is_empty() {
+            let _ = write!(out, ",partition=\"{}\"", sanitize_label_value(partition));
+        }
+        let _ = writeln!(out, "}} {value}");
+    }
 }
 
 #[cfg(test)]
@@ -451,15 +494,18 @@ mod tests {
         };
         g.per_partition = vec![("p_2026_01".into(), 10, 1), ("p_2026_02".into(), 20, 2)];
         m.set_table("public.t", g.clone());
+        m.publish();
         assert!(m.render().contains(
             "partwarden_partition_size_bytes{table=\"public.t\",partition=\"p_2026_01\"} 10"
         ));
         g.per_partition.remove(0);
         m.set_table("public.t", g.clone());
+        m.publish();
         let out = m.render();
         assert!(!out.contains("p_2026_01"), "{out}");
         g.per_partition = vec![("a\"b\\c\nd".into(), 1, 1)];
         m.set_table("public.t", g);
+        m.publish();
         assert!(
             m.render().contains("partition=\"a\\\"b\\\\c\\nd\""),
             "{}",
@@ -467,8 +513,109 @@ mod tests {
         );
     }
 
-    /// A retired table (detached or archived by retention) with RLS drift counts in
-    /// `partwarden_partitions_rls_drift` like a partition with drift.
+    /// The catalog text is line for line what a recorder of the exporter renders for the
+    /// same gauges (order aside): HELP, TYPE, escaping, values.
+    #[test]
+    fn the_catalog_text_is_what_the_exporter_renders() {
+        let mut tables = BTreeMap::new();
+        for (t, parts) in [("public.t", 3), ("we\"ird\\s.n\nx", 1)] {
+            tables.insert(
+                t.to_string(),
+                TableGauges {
+                    partitions: parts,
+                    future_coverage_seconds: -5,
+                    table_bytes: 1 << 40,
+                    per_partition: (0..parts)
+                        .map(|i| (format!("p\"{i}"), i as i64 * 8192, i as u64))
+                        .collect(),
+                    vector_index_bytes: vec![("p0".into(), 123)],
+                    ..Default::default()
+                },
+            );
+        }
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            for (name, help, _) in PER_TABLE {
+                metrics::describe_gauge!(name, help);
+            }
+            for (name, help) in [PARTITION_SIZE, PARTITION_ROWS, VECTOR_SIZE] {
+                metrics::describe_gauge!(name, help);
+            }
+            for (table, g) in &tables {
+                for (name, _, get) in PER_TABLE {
+                    metrics::gauge!(name, "table" => table.clone()).set(get(g));
+                }
+                for (p, bytes, rows) in &g.per_partition {
+                    let labels = [("table", table.clone()), ("partition", p.clone())];
+                    metrics::gauge!(PARTITION_SIZE.0, &labels).set(*bytes as f64);
+                    metrics::gauge!(PARTITION_ROWS.0, &labels).set(*rows as f64);
+                }
+                for (p, bytes) in &g.vector_index_bytes {
+                    let labels = [("table", table.clone()), ("partition", p.clone())];
+                    metrics::gauge!(VECTOR_SIZE.0, &labels).set(*bytes as f64);
+                }
+            }
+        });
+        let sorted = |text: &str| {
+            let mut lines: Vec<String> = text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            lines.sort();
+            lines
+        };
+        let ours = render_catalog(&tables);
+        assert_eq!(sorted(&ours), sorted(&handle.render()), "{ours}");
+        assert!(ours.contains("partition=\"p\\\"2\"} 16384\n"), "{ours}");
+        assert_eq!(render_catalog(&BTreeMap::new()), "");
+    }
+
+    /// A scrape during a refresh gets the last refresh's gauges, whole: not some tables
+    /// from each, and no render of its own.
+    #[test]
+    fn a_scrape_during_a_refresh_gets_the_last_published_gauges() {
+        let m = Metrics::new("0.0.0-test");
+        let table = |partitions| TableGauges {
+            partitions,
+            ..Default::default()
+        };
+        m.set_table("public.a", table(1));
+        m.set_table("public.b", table(1));
+        m.publish();
+        let published = m.render();
+        // The next refresh has staged one table, and forgotten the other.
+        m.set_table("public.a", table(2));
+        m.clear_table("public.b");
+        let during = m.render();
+        assert!(
+            during.contains("partwarden_partitions{table=\"public.a\"} 1"),
+            "{during}"
+        );
+        assert!(
+            during.contains("partwarden_partitions{table=\"public.b\"} 1"),
+            "{during}"
+        );
+        assert_eq!(
+            during
+                .lines()
+                .filter(|l| l.starts_with("partwarden_partitions{"))
+                .count(),
+            published
+                .lines()
+                .filter(|l| l.starts_with("partwarden_partitions{"))
+                .count()
+        );
+        m.publish();
+        let after = m.render();
+        assert!(
+            after.contains("partwarden_partitions{table=\"public.a\"} 2"),
+            "{after}"
+        );
+        assert!(!after.contains("public.b"), "{after}");
+    }
+
     #[test]
     fn retired_tables_with_drift_count_as_drift() {
         use crate::catalog::{JournalEntry, JournalRelation, Journaled};
