@@ -3,7 +3,7 @@
 //! the idle daemon's RSS (~2.7 KiB a partition, ~80 MiB), their text ~16 MiB; repetitive
 //! JSON deflates ~15:1. Unpacked only when `/status` or the page is requested.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 use flate2::write::{DeflateDecoder, DeflateEncoder};
 use flate2::Compression;
@@ -18,9 +18,12 @@ impl PackedJson {
     pub(super) fn pack<T: Serialize>(value: &T) -> PackedJson {
         // Level 1: a refresh packs every table's document; the size gained by higher levels
         // is small next to the CPU they cost.
-        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
+        let encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
+        // serde_json writes token by token; each write would be a call into the compressor.
+        let mut buffered = BufWriter::with_capacity(64 * 1024, encoder);
         // Writing to a Vec cannot fail, and serializing plain data structs cannot either.
-        serde_json::to_writer(&mut encoder, value).expect("serialize to memory");
+        serde_json::to_writer(&mut buffered, value).expect("serialize to memory");
+        let encoder = buffered.into_inner().expect("flush to memory");
         let bytes = encoder.finish().expect("compress to memory");
         PackedJson(bytes.into_boxed_slice())
     }
