@@ -82,7 +82,15 @@ async fn no_future_partitions_alert_fires_and_resolves_through_alertmanager() {
     let prometheus = require("prometheus");
     let alertmanager = require("prometheus-alertmanager");
     let db = TestDb::migrated("alerts_e2e").await;
-    let mut d = Daemon::start(&[("DATABASE_URL", db.owner_url())], None);
+    // The default schedule (02:00 UTC) would recreate the dropped partitions if the test ran
+    // then, and the alert would never fire (it did in a CI run at 02:00).
+    let mut d = Daemon::start(
+        &[
+            ("DATABASE_URL", db.owner_url()),
+            ("PARTWARDEN__SCHEDULE__MAINTENANCE", "0 0 0 1 1 *".into()),
+        ],
+        None,
+    );
     d.wait_metric(
         "partwarden_maintenance_runs_total{table=\"public.archon_ga4_events\",result=\"success\"}",
         Duration::from_secs(30),
