@@ -14,28 +14,27 @@ pub(super) struct PackedJson(Box<[u8]>);
 
 impl PackedJson {
     /// `value` serialized straight into the compressor: no text or `Value` of the whole
-    /// document is ever held.
-    pub(super) fn pack<T: Serialize>(value: &T) -> PackedJson {
+    /// document is ever held. The error is serde_json's (the writer is memory).
+    pub(super) fn pack<T: Serialize>(value: &T) -> std::io::Result<PackedJson> {
         // Level 1: a refresh packs every table's document; the size gained by higher levels
         // is small next to the CPU they cost.
         let encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
         // serde_json writes token by token; each write would be a call into the compressor.
         let mut buffered = BufWriter::with_capacity(64 * 1024, encoder);
-        // Writing to a Vec cannot fail, and serializing plain data structs cannot either.
-        serde_json::to_writer(&mut buffered, value).expect("serialize to memory");
-        let encoder = buffered.into_inner().expect("flush to memory");
-        let bytes = encoder.finish().expect("compress to memory");
-        PackedJson(bytes.into_boxed_slice())
+        serde_json::to_writer(&mut buffered, value)?;
+        let bytes = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .finish()?;
+        Ok(PackedJson(bytes.into_boxed_slice()))
     }
 
     /// The document, parsed.
-    pub(super) fn unpack(&self) -> serde_json::Value {
+    pub(super) fn unpack(&self) -> std::io::Result<serde_json::Value> {
         let mut decoder = DeflateDecoder::new(Vec::new());
-        let text = decoder
-            .write_all(&self.0)
-            .and_then(|_| decoder.finish())
-            .expect("decompress what pack compressed");
-        serde_json::from_slice(&text).expect("parse what pack serialized")
+        decoder.write_all(&self.0)?;
+        let text = decoder.finish()?;
+        Ok(serde_json::from_slice(&text)?)
     }
 
     /// Bytes held.
@@ -61,8 +60,8 @@ mod tests {
             })
             .collect();
         let doc = serde_json::json!({ "table": "pw.t001", "partitions": parts, "premake": 7 });
-        let packed = PackedJson::pack(&doc);
-        assert_eq!(packed.unpack(), doc);
+        let packed = PackedJson::pack(&doc).unwrap();
+        assert_eq!(packed.unpack().unwrap(), doc);
         let text = serde_json::to_vec(&doc).unwrap().len();
         assert!(
             packed.packed_len() * 5 < text,

@@ -159,7 +159,12 @@ impl Shared {
             let packed = locked(&self.tables_status);
             packed
                 .iter()
-                .map(|(k, v)| (k.clone(), v.unpack()))
+                .map(|(k, v)| {
+                    let entry = v.unpack().unwrap_or_else(|e| {
+                        serde_json::json!({ "table": k, "error": format!("status entry unreadable: {e}") })
+                    });
+                    (k.clone(), entry)
+                })
                 .collect()
         };
         let up = self.db_up();

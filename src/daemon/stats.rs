@@ -107,7 +107,7 @@ async fn refresh_table(
                 .metrics
                 .set_table(&label, gauges(shared, table, &snap, now));
             let status = table_status(table, &snap, now);
-            locked(&shared.tables_status).insert(label, status);
+            store_status(shared, label, status);
             true
         }
         Err(crate::error::Error::Database(e)) => {
@@ -121,10 +121,8 @@ async fn refresh_table(
                 reported.insert(label.clone(), e.clone());
             }
             shared.metrics.clear_table(&label);
-            locked(&shared.tables_status).insert(
-                label.clone(),
-                PackedJson::pack(&serde_json::json!({ "table": label, "error": e })),
-            );
+            let status = PackedJson::pack(&serde_json::json!({ "table": label, "error": e }));
+            store_status(shared, label, status);
             true
         }
     }
@@ -146,7 +144,25 @@ fn gauges(
     }
 }
 
-fn table_status(table: &TableConfig, snap: &TableSnapshot, now: DateTime<Utc>) -> PackedJson {
+/// Keeps a table's packed `/status` entry; one that could not be packed is dropped (the
+/// table then shows no entry) and said in the log.
+fn store_status(shared: &Shared, label: String, status: std::io::Result<PackedJson>) {
+    match status {
+        Ok(packed) => {
+            locked(&shared.tables_status).insert(label, packed);
+        }
+        Err(e) => {
+            warn!(table = %label, "statistics: the /status entry could not be packed: {e}");
+            locked(&shared.tables_status).remove(&label);
+        }
+    }
+}
+
+fn table_status(
+    table: &TableConfig,
+    snap: &TableSnapshot,
+    now: DateTime<Utc>,
+) -> std::io::Result<PackedJson> {
     let coverage = health::coverage(snap, now);
     PackedJson::pack(&TableStatus {
         table: table.label(),
