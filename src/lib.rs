@@ -10,6 +10,7 @@
 //! (PostgreSQL notices handed to the statement that raised them) are shared by all, and
 //! so is [`diagnose`] (what a database error means the operator must do).
 pub mod apply;
+pub mod archive;
 mod backoff;
 pub mod calendar;
 pub mod catalog;

@@ -8,6 +8,10 @@
 //! dropped or archived. Without one, `DETACH … CONCURRENTLY` commits on its own: the
 //! expiry is journaled before it and finished (in one transaction with the journal
 //! update) after it; a run killed in between leaves the entry for the next run.
+//!
+//! Export mode journals the detached table "exporting" instead of dropping it; the export
+//! (`export.rs`) then runs on the detached table alone and drops it only once the store
+//! holds the rows, verified.
 
 use sqlx::{Connection, PgConnection};
 
@@ -39,6 +43,10 @@ pub(super) async fn expire(
         bounds,
         mode,
     };
+    if mode == RetentionMode::Export {
+        // Nothing is detached for a store that cannot take the rows.
+        super::export::check_store(step).await?;
+    }
     // A previous attempt's DETACH CONCURRENTLY may have got as far as "detach pending".
     let pending: Option<bool> = sqlx::query_scalar(
         "SELECT i.inhdetachpending FROM pg_inherits i WHERE i.inhrelid = $1::bigint::oid AND i.inhparent = $2::bigint::oid",
@@ -140,7 +148,27 @@ async fn detach_and_finish(
     crate::fault::point("expire_after_detach").await;
     let done = finish_in(&mut tx, step, what, rel).await?;
     tx.commit().await?;
-    Ok(done)
+    then_export(conn, step, what, done).await
+}
+
+/// An expiry in export mode is journaled "exporting" by [`finish_in`]; the export runs
+/// after that commits, outside the locks on the parent.
+async fn then_export(
+    conn: &mut PgConnection,
+    step: &Step<'_>,
+    what: &Journaled,
+    done: String,
+) -> Result<String, StepError> {
+    match what {
+        Journaled::Expire {
+            mode: RetentionMode::Export,
+            ..
+        } => Ok(format!(
+            "{done}; {}",
+            super::export::export_and_drop(conn, step, what).await?
+        )),
+        _ => Ok(done),
+    }
 }
 
 /// Finishes a detach left "detach pending". `… FINALIZE` waits for older snapshots and
@@ -230,7 +258,7 @@ pub(super) async fn finish(
     .await?;
     let done = finish_in(&mut tx, step, what, &rel).await?;
     tx.commit().await?;
-    Ok(done)
+    then_export(conn, step, what, done).await
 }
 
 /// The last step of an expiry, inside the caller's transaction (which holds ACCESS
@@ -269,6 +297,10 @@ async fn finish_in(
             move_to_archive(tx, rel, archive).await?;
             journal::put(tx, &label, what, "retired").await?;
             Ok(format!("detached and moved to schema {archive}"))
+        }
+        RetentionMode::Export => {
+            journal::put(tx, &label, what, "exporting").await?;
+            Ok("detached".into())
         }
     }
 }

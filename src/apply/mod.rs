@@ -36,8 +36,10 @@ use crate::plan::{Action, Plan, PlannedAction};
 use locks::LockError;
 
 pub mod census;
+pub use export::ExportSummary;
 mod create;
 mod expire;
+mod export;
 mod index;
 pub(crate) mod journal;
 pub(crate) mod locks;
@@ -98,6 +100,9 @@ pub struct ActionOutcome {
     pub detail: String,
     pub attempts: u32,
     pub seconds: f64,
+    /// What an expiry in export mode wrote to the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportSummary>,
 }
 
 impl ActionOutcome {
@@ -224,6 +229,7 @@ pub async fn apply_plan(
             names: Names::new(table),
             lock_wait: retry.lock_wait,
             monitor: ctx.monitor,
+            exported: std::sync::Mutex::new(None),
         };
         let outcome = run_with_retries(conn, &step, planned, retry, stop, &mut explained)
             .instrument(span)
@@ -260,6 +266,7 @@ fn skipped(planned: &PlannedAction, detail: String) -> ActionOutcome {
         detail,
         attempts: 0,
         seconds: 0.0,
+        export: None,
     }
 }
 
@@ -313,6 +320,7 @@ async fn run_with_retries(
         detail,
         attempts: n,
         seconds: started.elapsed().as_secs_f64(),
+        export: step.take_export(),
     }
 }
 
@@ -350,12 +358,24 @@ struct Step<'a> {
     names: Names,
     lock_wait: Duration,
     monitor: Option<&'a sqlx::PgPool>,
+    /// Set by an export that completed (the step's result is text).
+    exported: std::sync::Mutex<Option<ExportSummary>>,
 }
 
 impl Step<'_> {
     /// The table's label in `partwarden_journal`.
     fn label(&self) -> String {
         self.table.label()
+    }
+
+    fn record_export(&self, summary: ExportSummary) {
+        if let Ok(mut e) = self.exported.lock() {
+            *e = Some(summary);
+        }
+    }
+
+    fn take_export(&self) -> Option<ExportSummary> {
+        self.exported.lock().ok().and_then(|mut e| e.take())
     }
 }
 

@@ -205,6 +205,11 @@ pub enum Journaled {
         index: String,
         comment: String,
     },
+    /// A partition `partwarden restore` brought back: not expired again before `until`.
+    Hold {
+        partition: String,
+        until: DateTime<Utc>,
+    },
 }
 
 impl Journaled {
@@ -212,6 +217,7 @@ impl Journaled {
         match self {
             Journaled::Expire { .. } => "expire",
             Journaled::VectorBuild { .. } => "vector_build",
+            Journaled::Hold { .. } => "hold",
         }
     }
 
@@ -220,6 +226,7 @@ impl Journaled {
         match self {
             Journaled::Expire { partition, .. } => partition,
             Journaled::VectorBuild { index, .. } => index,
+            Journaled::Hold { partition, .. } => partition,
         }
     }
 }

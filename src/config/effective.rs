@@ -132,6 +132,23 @@ fn table(out: &mut String, t: &TableConfig) {
     line(out, "archive_schema", string(t.archive_schema.as_str()));
     line(out, "max_expire_per_run", t.max_expire_per_run.to_string());
     line(out, "default_partition", t.default_partition.to_string());
+    table_vector_index(out, t);
+    // The store in force for this table (its own over [export]); credentials never
+    // appear here because the configuration cannot hold them.
+    if let Some(e) = &t.export {
+        let _ = writeln!(out, "\n[tables.export]");
+        line(out, "url", string(e.url.as_str()));
+        line(out, "zstd_level", e.zstd_level.to_string());
+        if !e.options.is_empty() {
+            let _ = writeln!(out, "\n[tables.export.options]");
+            for (k, v) in &e.options {
+                line(out, k, string(v));
+            }
+        }
+    }
+}
+
+fn table_vector_index(out: &mut String, t: &TableConfig) {
     let Some(v) = &t.vector_index else {
         return;
     };

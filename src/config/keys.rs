@@ -76,6 +76,13 @@ const TABLE_KEYS: &[(&str, Kind)] = &[
     ("max_expire_per_run", Kind::Int),
     ("default_partition", Kind::Bool),
     ("vector_index", Kind::Section),
+    ("export", Kind::Section),
+];
+const EXPORT_KEYS: &[(&str, Kind)] = &[
+    ("url", Kind::Str),
+    ("zstd_level", Kind::Int),
+    // Its keys are the store's own, checked against object_store's (config/export.rs).
+    ("options", Kind::Section),
 ];
 const VECTOR_KEYS: &[(&str, Kind)] = &[
     ("column", Kind::Str),
@@ -96,6 +103,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("log", Kind::Section),
     ("probe", Kind::Section),
     ("tables", Kind::Array),
+    ("export", Kind::Section),
 ];
 
 /// `PARTWARDEN__…` variables as config key paths (`database.lock_timeout`) → variable
@@ -133,6 +141,7 @@ pub(super) fn check_keys(
         ("schedule", SCHEDULE_KEYS),
         ("log", LOG_KEYS),
         ("probe", PROBE_KEYS),
+        ("export", EXPORT_KEYS),
     ] {
         if let Some(v) = tree.get(section) {
             let table = expect_table(section, v, env_keys)?;
@@ -154,6 +163,11 @@ pub(super) fn check_keys(
                 let path = format!("{path}.vector_index");
                 let vi = expect_table(&path, vi, env_keys)?;
                 check_table_keys(&path, vi, VECTOR_KEYS, env_keys)?;
+            }
+            if let Some(ex) = table.get("export") {
+                let path = format!("{path}.export");
+                let ex = expect_table(&path, ex, env_keys)?;
+                check_table_keys(&path, ex, EXPORT_KEYS, env_keys)?;
             }
         }
     }

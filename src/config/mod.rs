@@ -37,6 +37,7 @@
 mod database;
 mod effective;
 mod error;
+mod export;
 mod fields;
 mod http;
 mod keys;
@@ -53,6 +54,7 @@ mod vector_index;
 
 pub use self::database::DatabaseConfig;
 pub use self::error::ConfigError;
+pub use self::export::{ExportConfig, StoreScheme};
 pub use self::http::{HttpConfig, DEFAULT_LISTEN};
 pub use self::keys::{ENV_PREFIX, ENV_SEPARATOR};
 pub use self::log::LogConfig;
@@ -91,6 +93,7 @@ struct RawConfig {
     log: RawLog,
     probe: RawProbe,
     tables: Option<Vec<RawTable>>,
+    export: Option<self::export::RawExport>,
 }
 
 /// The validated configuration.
@@ -169,7 +172,8 @@ impl Config {
         let schedule = schedule_config(raw.schedule)?;
         let log = log_config(raw.log)?;
         let probe = probe_config(raw.probe, &mut warnings)?;
-        let tables = tables_config(raw.tables, &mut warnings)?;
+        self::export::check_shared(raw.export.as_ref())?;
+        let tables = tables_config(raw.tables, raw.export.as_ref(), &mut warnings)?;
 
         if database.url.is_none() && url_problem.is_none() {
             warnings.insert(

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::error::{invalid, ConfigError};
+use super::export::{export_config, ExportConfig, RawExport};
 use super::fields::{ident_at, int_at, parse_at};
 use super::values::RetentionMode;
 use super::vector_index::{vector_policy, RawVectorIndex, VectorIndexPolicy};
@@ -40,6 +41,9 @@ pub struct TableConfig {
     pub default_partition: bool,
     /// pgvector index policy; `None` = no vector index management.
     pub vector_index: Option<VectorIndexPolicy>,
+    /// The store `export` mode writes to (`[tables.export]` over `[export]`); `None` when
+    /// neither names one (then `export` mode is refused).
+    pub export: Option<ExportConfig>,
 }
 
 impl TableConfig {
@@ -73,6 +77,7 @@ pub(super) struct RawTable {
     max_expire_per_run: Option<i64>,
     default_partition: Option<bool>,
     vector_index: Option<RawVectorIndex>,
+    export: Option<RawExport>,
 }
 
 fn default_raw_tables() -> Vec<RawTable> {
@@ -85,6 +90,7 @@ fn default_raw_tables() -> Vec<RawTable> {
 
 pub(super) fn tables_config(
     raw: Option<Vec<RawTable>>,
+    shared_export: Option<&RawExport>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<TableConfig>, ConfigError> {
     let raw = raw.unwrap_or_else(default_raw_tables);
@@ -97,7 +103,7 @@ pub(super) fn tables_config(
     let mut seen: HashMap<(Ident, Ident), usize> = HashMap::new();
     let mut tables = Vec::with_capacity(raw.len());
     for (i, t) in raw.into_iter().enumerate() {
-        let table = table_config(&format!("tables[{i}]"), t, warnings)?;
+        let table = table_config(&format!("tables[{i}]"), t, shared_export, warnings)?;
         if let Some(j) = seen.insert((table.schema.clone(), table.name.clone()), i) {
             return Err(invalid(
                 format!("tables[{i}].name"),
@@ -115,6 +121,7 @@ pub(super) fn tables_config(
 fn table_config(
     p: &str,
     raw: RawTable,
+    shared_export: Option<&RawExport>,
     warnings: &mut Vec<String>,
 ) -> Result<TableConfig, ConfigError> {
     let key = |k: &str| format!("{p}.{k}");
@@ -138,6 +145,13 @@ fn table_config(
         10_000,
     )?;
     let default_partition = raw.default_partition.unwrap_or(true);
+    let export = export_config(&key("export"), raw.export, shared_export)?;
+    if retention_mode == RetentionMode::Export && export.is_none() {
+        return Err(invalid(
+            key("export.url"),
+            "is required when retention_mode is export (or set export.url for every table)",
+        ));
+    }
     let vector_index = match raw.vector_index {
         None => None,
         Some(v) => Some(vector_policy(&key("vector_index"), v, &column, warnings)?),
@@ -154,6 +168,7 @@ fn table_config(
         max_expire_per_run,
         default_partition,
         vector_index,
+        export,
     })
 }
 

@@ -23,6 +23,8 @@ pub enum RetentionMode {
     Drop,
     Detach,
     Archive,
+    /// Detached, exported to the object store as Parquet, verified, then dropped.
+    Export,
 }
 
 /// `vector_index.method`
@@ -72,7 +74,7 @@ macro_rules! keyword_enum {
 }
 
 keyword_enum!(LogFormat, "log format", { Text => "text", Json => "json" });
-keyword_enum!(RetentionMode, "retention mode", { Drop => "drop", Detach => "detach", Archive => "archive" });
+keyword_enum!(RetentionMode, "retention mode", { Drop => "drop", Detach => "detach", Archive => "archive", Export => "export" });
 keyword_enum!(VectorMethod, "vector index method", { Ivfflat => "ivfflat", Hnsw => "hnsw" });
 
 impl fmt::Display for ListsSetting {

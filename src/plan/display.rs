@@ -97,6 +97,7 @@ fn expire_verb(mode: RetentionMode) -> &'static str {
         RetentionMode::Drop => "drop",
         RetentionMode::Detach => "detach",
         RetentionMode::Archive => "archive",
+        RetentionMode::Export => "export (then verify and drop)",
     }
 }
 
@@ -107,6 +108,7 @@ fn finish_verb(mode: RetentionMode) -> &'static str {
         RetentionMode::Drop => "drop",
         RetentionMode::Detach => "keep",
         RetentionMode::Archive => "archive",
+        RetentionMode::Export => "export, verify and drop",
     }
 }
 

@@ -32,11 +32,24 @@ pub(super) fn expiring<'a>(
     plan: &mut Plan,
 ) -> Vec<&'a Partition> {
     let cutoff = plan.cutoff;
+    let held = held_partitions(snapshot, plan.now);
     let mut expired: Vec<&Partition> = snapshot
         .partitions
         .iter()
         .filter(|p| p.bounds.is_some_and(|b| b.to <= cutoff))
+        .filter(|p| !held.iter().any(|(name, _)| *name == p.name))
         .collect();
+    for (name, until) in held {
+        if snapshot
+            .find(name)
+            .is_some_and(|p| p.bounds.is_some_and(|b| b.to <= cutoff))
+        {
+            plan.notes.push(format!(
+                "{name} is past retention but was restored by `partwarden restore`: it is not expired before {}",
+                sql_literal(until)
+            ));
+        }
+    }
     expired.sort_by_key(|p| (!p.detach_pending, p.bounds.map(|b| b.from)));
     let cap = table.max_expire_per_run as usize;
     if expired.len() > cap {
@@ -47,6 +60,23 @@ pub(super) fn expiring<'a>(
     }
     expired.truncate(cap);
     expired
+}
+
+/// Partitions `partwarden restore` put on hold (journal), and until when.
+fn held_partitions(
+    snapshot: &TableSnapshot,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(&str, chrono::DateTime<chrono::Utc>)> {
+    snapshot
+        .journal
+        .iter()
+        .filter_map(|e| match &e.what {
+            crate::catalog::Journaled::Hold { partition, until } if *until > now => {
+                Some((partition.as_str(), *until))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// One expiry per partition of `expiring`, in that order.

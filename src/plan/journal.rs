@@ -54,6 +54,12 @@ pub(super) fn plan_journal(
                 let adopt = adopt_vector_build(snapshot, e, partition, index, comment);
                 plan.actions.extend(adopt)
             }
+            (Journaled::Hold { partition, until }, _, _) if *until <= plan.now => {
+                plan.actions.push(forget(e, format!(
+                    "the hold `partwarden restore` put on {partition} ended at {}", sql_literal(*until)
+                )))
+            }
+            (Journaled::Hold { .. }, _, _) => {}
         }
     }
 }
@@ -72,7 +78,9 @@ fn forget(e: &JournalEntry, why: String) -> PlannedAction {
 
 fn partition_of(what: &Journaled) -> &str {
     match what {
-        Journaled::Expire { partition, .. } | Journaled::VectorBuild { partition, .. } => partition,
+        Journaled::Expire { partition, .. }
+        | Journaled::VectorBuild { partition, .. }
+        | Journaled::Hold { partition, .. } => partition,
     }
 }
 
