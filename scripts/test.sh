@@ -18,6 +18,10 @@ scripts/check-prometheus.sh
 echo "== chromium for the status page's browser test (installs Debian's chromium if missing)"
 scripts/install-chromium.sh
 
+echo "== DuckDB and moto's S3 server for the export tests (PyPI, into target/pytools)"
+scripts/pytools.sh
+export PW_TEST_PYTOOLS=$PWD/target/pytools
+
 pw_pg_install
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-test.XXXXXX")
 chmod 0755 "$tmp"

@@ -39,6 +39,8 @@ enum Command {
     Run,
     /// One maintenance run over every configured table (or one).
     Maintain(cli::maintain::Args),
+    /// Bring an exported partition back from the object store (retention_mode = "export").
+    Restore(cli::restore::Args),
     /// Show the partitions of every configured table.
     Status(cli::status::Args),
     /// Apply the embedded SQL migrations (schema, RLS, SQL functions).
@@ -99,6 +101,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command {
             Command::Run => cli::run::run(config).await,
             Command::Maintain(args) => cli::maintain::run(&config, args).await,
+            Command::Restore(args) => cli::restore::run(&config, args).await,
             Command::Status(args) => cli::status::run(&config, args).await,
             Command::Migrate => cli::migrate::run(&config).await,
             Command::CheckConfig(_) => unreachable!("handled above"),

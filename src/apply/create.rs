@@ -16,7 +16,7 @@ pub(super) async fn default_partition(
     let n = &step.names;
     let rel = n.rel(partition);
     let mut tx = conn.begin().await?;
-    exec(&mut tx, &create_like_sql(n, &rel)).await?;
+    exec(&mut tx, &create_like_sql(n, &rel, false)).await?;
     exec(
         &mut tx,
         &format!("ALTER TABLE {} ATTACH PARTITION {rel} DEFAULT", n.parent),
@@ -48,12 +48,12 @@ pub(super) async fn partition(
     let (from, to) = (sql_literal(bounds.from), sql_literal(bounds.to));
     ensure_name_free(conn, step, partition, &rel).await?;
     let mut tx = conn.begin().await?;
-    create_bounded(&mut tx, step, &rel, &from, &to).await?;
+    create_bounded(&mut tx, step, &rel, &from, &to, false).await?;
 
     let mut moved = 0i64;
     if let Some(default) = &step.snap.default_partition {
         let drel = n.rel(&default.name);
-        moved = hold_writers_and_move(&mut tx, step, &drel, &rel, bounds).await?;
+        moved = hold_writers_and_move(&mut tx, step, &drel, &rel, bounds, 0).await?;
     }
 
     attach(&mut tx, step, &rel, &from, &to).await?;
@@ -72,7 +72,7 @@ pub(super) async fn partition(
 }
 
 /// Fails when a relation already has the partition's name (a table detached earlier).
-async fn ensure_name_free(
+pub(super) async fn ensure_name_free(
     conn: &mut PgConnection,
     step: &Step<'_>,
     partition: &str,
@@ -92,13 +92,16 @@ async fn ensure_name_free(
     Ok(())
 }
 
-/// The standalone table `rel`, with a CHECK constraint matching `from`..`to`.
-async fn create_bounded(
+/// The standalone table `rel`, with a CHECK constraint matching `from`..`to`; with the
+/// parent's indexes when `with_indexes` (a table loaded before it is attached: ATTACH
+/// would otherwise build them under its locks).
+pub(super) async fn create_bounded(
     tx: &mut PgConnection,
     step: &Step<'_>,
     rel: &str,
     from: &str,
     to: &str,
+    with_indexes: bool,
 ) -> Result<(), StepError> {
     let col = &step.names.column;
     // One round trip: the CHECK proves the bounds to ATTACH, which then skips scanning
@@ -108,20 +111,22 @@ async fn create_bounded(
         &format!(
             "{}; ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
              CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')",
-            create_like_sql(&step.names, rel)
+            create_like_sql(&step.names, rel, with_indexes)
         ),
     )
     .await?;
     Ok(())
 }
 
-/// Holds writers, then moves the range's rows out of the default partition `drel`.
-async fn hold_writers_and_move(
+/// Holds writers, then moves the range's rows out of the default partition `drel` into
+/// `rel`, which holds `already` rows.
+pub(super) async fn hold_writers_and_move(
     tx: &mut PgConnection,
     step: &Step<'_>,
     drel: &str,
     rel: &str,
     bounds: &PartitionBounds,
+    already: i64,
 ) -> Result<i64, StepError> {
     // Writers first (parent, then default partition: the order inserts take them).
     locks::take(
@@ -134,11 +139,11 @@ async fn hold_writers_and_move(
     )
     .await?;
     crate::fault::point("create_before_move").await;
-    move_rows(tx, step, drel, rel, bounds).await
+    move_rows(tx, step, drel, rel, bounds, already).await
 }
 
 /// `ATTACH PARTITION` for `from`..`to`, then the bound constraint it no longer needs.
-async fn attach(
+pub(super) async fn attach(
     tx: &mut PgConnection,
     step: &Step<'_>,
     rel: &str,
@@ -161,7 +166,7 @@ async fn attach(
 /// Keeps the row estimates truthful after rows moved: the default partition's (a metric
 /// and an alert) and the new partition's (unknown until analyzed). Best effort: the
 /// partition is done; a failed ANALYZE only leaves an estimate stale.
-async fn analyze_after_move(conn: &mut PgConnection, step: &Step<'_>, rel: &str) {
+pub(super) async fn analyze_after_move(conn: &mut PgConnection, step: &Step<'_>, rel: &str) {
     let default = step
         .snap
         .default_partition
@@ -175,13 +180,14 @@ async fn analyze_after_move(conn: &mut PgConnection, step: &Step<'_>, rel: &str)
 }
 
 /// Moves the rows of `bounds` from the default partition `drel` into the new table `rel`
-/// (the caller holds ACCESS EXCLUSIVE on `drel`), counts checked.
+/// holding `already` rows (the caller holds ACCESS EXCLUSIVE on `drel`), counts checked.
 async fn move_rows(
     tx: &mut PgConnection,
     step: &Step<'_>,
     drel: &str,
     rel: &str,
     bounds: &PartitionBounds,
+    already: i64,
 ) -> Result<i64, StepError> {
     let col = &step.names.column;
     // FORCE ROW LEVEL SECURITY hides every row from the owner when no tenant is set. Lift
@@ -212,11 +218,11 @@ async fn move_rows(
     let landed: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {rel}"))
         .fetch_one(&mut *tx)
         .await?;
-    if deleted != inserted || inserted != landed {
+    if deleted != inserted || already + inserted != landed {
         // Dropping the transaction rolls everything back: no row is lost.
         return Err(StepError::Fatal(format!(
             "row counts disagree while moving rows out of the default partition: {deleted} deleted, \
-             {inserted} inserted, {landed} in the new partition; rolled back"
+             {inserted} inserted, {landed} in the new partition (which held {already}); rolled back"
         )));
     }
     if forced {

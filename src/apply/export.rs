@@ -20,6 +20,28 @@ use crate::archive::{record, Store};
 use crate::catalog::Journaled;
 use crate::ident::quote_ident;
 
+/// Row-level security must not filter what is exported (FORCE ROW LEVEL SECURITY hides
+/// every row from the owner when no tenant is set): `row_security = off` makes any query
+/// that a policy would filter fail instead, and FORCE is lifted for this transaction only
+/// (the caller holds ACCESS EXCLUSIVE: no other session sees the table unforced; a
+/// rollback restores it).
+async fn see_every_row(tx: &mut PgConnection, rel: &str) -> Result<(), StepError> {
+    exec(tx, "SET LOCAL row_security = off").await?;
+    let forced: bool =
+        sqlx::query_scalar("SELECT relforcerowsecurity FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(rel)
+            .fetch_one(&mut *tx)
+            .await?;
+    if forced {
+        exec(
+            tx,
+            &format!("ALTER TABLE {rel} NO FORCE ROW LEVEL SECURITY"),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// What one export wrote, for the outcome and the metrics.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ExportSummary {
@@ -99,6 +121,7 @@ pub(super) async fn export_and_drop(
         step.lock_wait,
     )
     .await?;
+    see_every_row(&mut tx, &rel).await?;
     let config = step
         .table
         .export
@@ -117,6 +140,17 @@ pub(super) async fn export_and_drop(
         crate::archive::ExportError::Database(db) => StepError::from(db),
         other => fatal(&other),
     })?;
+    // The rows the table holds are the rows the store holds: counted again, apart from
+    // the stream the export read.
+    let held: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {rel}"))
+        .fetch_one(&mut *tx)
+        .await?;
+    if u64::try_from(held).ok() != Some(exported.manifest.rows) {
+        return Err(fatal(&format!(
+            "{rel} holds {held} row(s) but {} were exported; rolled back, nothing dropped",
+            exported.manifest.rows
+        )));
+    }
     crate::fault::point("export_before_drop").await;
     exec(&mut tx, &format!("DROP TABLE {rel}")).await?;
     journal::remove(&mut tx, &label, what.kind(), partition).await?;

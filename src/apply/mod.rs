@@ -43,6 +43,7 @@ mod export;
 mod index;
 pub(crate) mod journal;
 pub(crate) mod locks;
+mod restore;
 mod rls;
 mod vector;
 
@@ -422,6 +423,16 @@ async fn run_once(
         Action::AdoptVectorIndex { index, comment, .. } => {
             vector::adopt(conn, step, index, comment).await
         }
+        Action::RestorePartition {
+            partition,
+            bounds,
+            run_id,
+            hold_until,
+            ..
+        } => {
+            Ident::new(partition.clone()).map_err(|e| StepError::Fatal(e.to_string()))?;
+            restore::restore(conn, step, partition, bounds, run_id, *hold_until).await
+        }
         Action::ForgetJournalEntry { entry, object, .. } => {
             crate::apply::journal::remove(conn, &step.label(), entry, object).await?;
             Ok("removed from partwarden_journal".into())
@@ -441,10 +452,16 @@ fn journaled_expiry<'s>(step: &Step<'s>, partition: &str) -> Result<&'s Journale
 
 /// The standalone table that becomes a partition: same columns, defaults, NOT NULL and
 /// CHECK constraints as the parent (ATTACH requires them); indexes come with ATTACH.
-fn create_like_sql(n: &Names, rel: &str) -> String {
+/// `with_indexes`: the parent's indexes too (for a table loaded before it is attached).
+fn create_like_sql(n: &Names, rel: &str, with_indexes: bool) -> String {
     format!(
         "CREATE TABLE {rel} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE \
-         INCLUDING COMPRESSION INCLUDING GENERATED)",
-        n.parent
+         INCLUDING COMPRESSION INCLUDING GENERATED{})",
+        n.parent,
+        if with_indexes {
+            " INCLUDING INDEXES"
+        } else {
+            ""
+        }
     )
 }

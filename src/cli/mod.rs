@@ -5,6 +5,7 @@ pub mod check_config;
 pub mod maintain;
 pub mod migrate;
 pub mod render;
+pub mod restore;
 pub mod run;
 pub mod status;
 

@@ -8,6 +8,7 @@ pub mod advisory;
 pub mod db;
 pub mod manager;
 pub mod migrate;
+pub mod restore;
 pub(crate) mod state;
 
 pub use manager::{

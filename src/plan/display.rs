@@ -32,6 +32,17 @@ impl fmt::Display for Action {
                 pretty_bytes(*bytes)
             ),
             Action::SyncRls { partition } => write!(f, "sync row-level security of {partition}"),
+            Action::RestorePartition {
+                partition,
+                bounds,
+                run_id,
+                rows,
+                hold_until,
+            } => write!(
+                f,
+                "restore {partition} {bounds} from export {run_id} ({rows} rows), held from expiry until {}",
+                sql_literal(*hold_until)
+            ),
             Action::BuildIndex {
                 partition,
                 parent_index,

@@ -130,6 +130,16 @@ pub enum Action {
         entry: String,
         object: String,
     },
+    /// Loads an export (`partwarden_exports`) back into a new partition, attached online;
+    /// the journal then holds it from expiry until `hold_until`. Planned by `partwarden
+    /// restore`, never by the maintenance rules.
+    RestorePartition {
+        partition: String,
+        bounds: PartitionBounds,
+        run_id: String,
+        rows: u64,
+        hold_until: DateTime<Utc>,
+    },
 }
 
 impl Action {
@@ -148,7 +158,8 @@ impl Action {
             | Action::FinishExpiry { partition, .. }
             | Action::SyncRetiredRls { partition, .. }
             | Action::AdoptVectorIndex { partition, .. }
-            | Action::ForgetJournalEntry { partition, .. } => partition,
+            | Action::ForgetJournalEntry { partition, .. }
+            | Action::RestorePartition { partition, .. } => partition,
         }
     }
 
@@ -168,6 +179,7 @@ impl Action {
             Action::SyncRetiredRls { .. } => "sync_retired_rls",
             Action::AdoptVectorIndex { .. } => "adopt_vector_index",
             Action::ForgetJournalEntry { .. } => "forget_journal_entry",
+            Action::RestorePartition { .. } => "restore_partition",
         }
     }
 }
