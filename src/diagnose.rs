@@ -12,6 +12,7 @@ pub const MIGRATED_TABLES: &[&str] = &[
     "archon_ga4_daily_summaries",
     "partwarden_state",
     "partwarden_journal",
+    "partwarden_exports",
 ];
 
 /// The functions `migrations/` creates (checked the same way).

@@ -350,11 +350,14 @@ mod tests {
             PROBE_KEYS,
             TABLE_KEYS,
             VECTOR_KEYS,
+            EXPORT_KEYS,
         ];
         for (key, _) in all.iter().flat_map(|k| k.iter()) {
             let present = text.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
-                l.starts_with(&format!("{key} =")) || l == format!("[tables.{key}]")
+                l.starts_with(&format!("{key} ="))
+                    || l == format!("[tables.{key}]")
+                    || l == format!("[export.{key}]")
             });
             assert!(present, "config/partwarden.toml does not mention {key}");
         }

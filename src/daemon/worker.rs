@@ -347,6 +347,9 @@ async fn record_table_run(shared: &Shared, conn: &mut PgConnection, t: &TableRun
     if success {
         shared.metrics.set_last_success(&t.table, t.started_at);
     }
+    if let Some(r) = &t.report {
+        shared.metrics.observe_exports(&t.table, &r.outcomes);
+    }
     let json = serde_json::to_value(t).unwrap_or_default();
     if let Err(e) = state::record_run(conn, &t.table, success, t.started_at, &json).await {
         warn!(table = %t.table, "recording the run in partwarden_state: {e}");

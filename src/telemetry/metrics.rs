@@ -41,6 +41,7 @@ pub const PROBE_BUCKETS: &[f64] = &[
 
 const RUN_DURATION: &str = "partwarden_maintenance_duration_seconds";
 const PROBE_DURATION: &str = "partwarden_probe_query_duration_seconds";
+const EXPORT_DURATION: &str = "partwarden_export_duration_seconds";
 
 /// What one catalog snapshot says, as metric values.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,6 +63,10 @@ pub struct TableGauges {
     pub per_partition: Vec<(String, i64, u64)>,
     /// (partition, bytes) of each valid vector index.
     pub vector_index_bytes: Vec<(String, i64)>,
+    /// Export mode: partitions past retention not yet exported (attached, or detached
+    /// and journaled), and how far past the cutoff the oldest one's upper bound is.
+    pub export_pending: usize,
+    pub export_waiting_seconds: i64,
 }
 
 impl TableGauges {
@@ -81,7 +86,10 @@ impl TableGauges {
         let stats = health::all_stats(snap);
         let (missing, invalid) = health::index_health(snap);
         let vector = crate::plan::vector::health(table, snap);
+        let (export_pending, export_waiting_seconds) = export_backlog(table, snap, now);
         TableGauges {
+            export_pending,
+            export_waiting_seconds,
             partitions: snap.partitions.len(),
             future_partitions: cov.future_partitions,
             future_coverage_seconds: cov.seconds_ahead,
@@ -113,6 +121,29 @@ impl TableGauges {
     }
 }
 
+/// Export mode's backlog: the expired partitions still in the database (attached ones
+/// past the cutoff, detached ones journaled for export) and the longest any has waited
+/// (its upper bound's distance behind the retention cutoff).
+fn export_backlog(table: &TableConfig, snap: &TableSnapshot, now: DateTime<Utc>) -> (usize, i64) {
+    if table.retention_mode != crate::config::RetentionMode::Export {
+        return (0, 0);
+    }
+    let cutoff = table.retention.cutoff(now);
+    let attached = snap.partitions.iter().filter_map(|p| p.bounds.map(|b| b.to));
+    let detached = snap.journal.iter().filter_map(|e| match (&e.what, &e.relation) {
+        (crate::catalog::Journaled::Expire { bounds, .. }, Some(r)) if !r.attached && e.state != "retired" => {
+            Some(bounds.to)
+        }
+        _ => None,
+    });
+    let waiting: Vec<i64> = attached
+        .chain(detached)
+        .filter(|to| *to <= cutoff)
+        .map(|to| (cutoff - to).num_seconds())
+        .collect();
+    (waiting.len(), waiting.iter().copied().max().unwrap_or(0))
+}
+
 /// Tables retention detached or archived (journal: retired) whose row-level security
 /// differs from the parent's: as exposed as a partition with drift.
 fn retired_rls_drift(snap: &TableSnapshot) -> usize {
@@ -134,6 +165,13 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("partwarden_build_info", "gauge"),
     ("partwarden_database_up", "gauge"),
     ("partwarden_default_partition_rows", "gauge"),
+    ("partwarden_export_bytes_total", "counter"),
+    ("partwarden_export_duration_seconds", "histogram"),
+    ("partwarden_export_last_success_timestamp_seconds", "gauge"),
+    ("partwarden_export_pending_partitions", "gauge"),
+    ("partwarden_export_rows_total", "counter"),
+    ("partwarden_export_waiting_seconds", "gauge"),
+    ("partwarden_exports_total", "counter"),
     ("partwarden_future_coverage_seconds", "gauge"),
     ("partwarden_future_partitions", "gauge"),
     ("partwarden_indexes_invalid", "gauge"),
@@ -164,7 +202,17 @@ pub const RESULTS: [&str; 3] = ["success", "failure", "skipped"];
 
 type Get = fn(&TableGauges) -> f64;
 /// The per-table gauges: name, HELP, value.
-const PER_TABLE: [(&str, &str, Get); 12] = [
+const PER_TABLE: [(&str, &str, Get); 14] = [
+    (
+        "partwarden_export_pending_partitions",
+        "retention_mode export: partitions past retention still in the database (not yet exported, verified and dropped).",
+        |g| g.export_pending as f64,
+    ),
+    (
+        "partwarden_export_waiting_seconds",
+        "retention_mode export: how far the oldest unexported expired partition's upper bound is behind the retention cutoff (0: none waits).",
+        |g| g.export_waiting_seconds as f64,
+    ),
     (
         "partwarden_partitions",
         "Range partitions of the table (the default partition is not counted).",
@@ -277,6 +325,9 @@ impl Metrics {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(PROBE_DURATION.into()), PROBE_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(EXPORT_DURATION.into()), DURATION_BUCKETS)
+            })
             .expect("bucket lists are not empty")
             .build_recorder();
         let live_handle = live.handle();
@@ -296,6 +347,11 @@ impl Metrics {
                 "Maintenance runs per table by result (success, failure, skipped)."
             );
             metrics::describe_histogram!(RUN_DURATION, "Duration of whole maintenance runs.");
+            metrics::describe_histogram!(EXPORT_DURATION, "Duration of partition exports (detached table to verified Parquet, dropped).");
+            metrics::describe_counter!("partwarden_exports_total", "Partition exports by result (success: verified in the store and dropped; failure: left in the database for the next run).");
+            metrics::describe_counter!("partwarden_export_rows_total", "Rows exported to the object store (verified, dropped from the database).");
+            metrics::describe_counter!("partwarden_export_bytes_total", "Parquet bytes written to the object store by verified exports.");
+            metrics::describe_gauge!("partwarden_export_last_success_timestamp_seconds", "When an export of the table last succeeded (Unix time; this process only).");
             metrics::describe_histogram!(PROBE_DURATION, "Latency of the configured date-range probe query.");
             metrics::describe_gauge!("partwarden_database_up", "1 when the last attempt to reach the database succeeded.");
             metrics::describe_gauge!("partwarden_leader", "1 when this replica leads: it holds the leadership advisory lock and runs the scheduled maintenance.");
@@ -365,6 +421,35 @@ impl Metrics {
         self.with_live(|| {
             metrics::gauge!("partwarden_maintenance_last_success_timestamp_seconds", "table" => table.to_string())
                 .set(latest);
+        });
+    }
+
+    /// The exports of one run's outcomes (expiries in export mode).
+    pub fn observe_exports(&self, table: &str, outcomes: &[crate::apply::ActionOutcome]) {
+        use crate::plan::Action;
+        self.with_live(|| {
+            for o in outcomes {
+                let export_mode = matches!(
+                    &o.planned.action,
+                    Action::ExpirePartition { mode: crate::config::RetentionMode::Export, .. }
+                        | Action::FinishExpiry { mode: crate::config::RetentionMode::Export, .. }
+                );
+                let t = table.to_string();
+                match (&o.export, &o.status) {
+                    (Some(e), _) => {
+                        metrics::counter!("partwarden_exports_total", "table" => t.clone(), "result" => "success").increment(1);
+                        metrics::counter!("partwarden_export_rows_total", "table" => t.clone()).increment(e.rows);
+                        metrics::counter!("partwarden_export_bytes_total", "table" => t.clone()).increment(e.parquet_bytes);
+                        metrics::histogram!(EXPORT_DURATION, "table" => t.clone()).record(e.seconds);
+                        metrics::gauge!("partwarden_export_last_success_timestamp_seconds", "table" => t)
+                            .set(Utc::now().timestamp() as f64);
+                    }
+                    (None, crate::apply::Status::Failed) if export_mode => {
+                        metrics::counter!("partwarden_exports_total", "table" => t, "result" => "failure").increment(1);
+                    }
+                    _ => {}
+                }
+            }
         });
     }
 
@@ -715,6 +800,34 @@ mod tests {
         m.set_last_success("public.t", Utc::now());
         m.observe_run_duration(1.0);
         m.observe_probe("public.t", 0.1);
+        let t0 = Utc::now();
+        m.observe_exports(
+            "public.t",
+            &[crate::apply::ActionOutcome {
+                planned: crate::plan::PlannedAction {
+                    action: crate::plan::Action::ExpirePartition {
+                        partition: "p".into(),
+                        bounds: crate::calendar::PartitionBounds { from: t0, to: t0 },
+                        mode: crate::config::RetentionMode::Export,
+                        rows: None,
+                        bytes: 0,
+                    },
+                    reason: String::new(),
+                },
+                status: crate::apply::Status::Done,
+                detail: String::new(),
+                attempts: 1,
+                seconds: 1.0,
+                export: Some(crate::apply::ExportSummary {
+                    run_id: "r".into(),
+                    rows: 10,
+                    parquet_bytes: 100,
+                    source_bytes: 1000,
+                    seconds: 1.0,
+                    manifest: "file:///m".into(),
+                }),
+            }],
+        );
         let out = m.render();
         let helps = out.lines().filter(|l| l.starts_with("# HELP ")).count();
         let types = out.lines().filter(|l| l.starts_with("# TYPE ")).count();
