@@ -129,13 +129,21 @@ fn export_backlog(table: &TableConfig, snap: &TableSnapshot, now: DateTime<Utc>)
         return (0, 0);
     }
     let cutoff = table.retention.cutoff(now);
-    let attached = snap.partitions.iter().filter_map(|p| p.bounds.map(|b| b.to));
-    let detached = snap.journal.iter().filter_map(|e| match (&e.what, &e.relation) {
-        (crate::catalog::Journaled::Expire { bounds, .. }, Some(r)) if !r.attached && e.state != "retired" => {
-            Some(bounds.to)
-        }
-        _ => None,
-    });
+    let attached = snap
+        .partitions
+        .iter()
+        .filter_map(|p| p.bounds.map(|b| b.to));
+    let detached = snap
+        .journal
+        .iter()
+        .filter_map(|e| match (&e.what, &e.relation) {
+            (crate::catalog::Journaled::Expire { bounds, .. }, Some(r))
+                if !r.attached && e.state != "retired" =>
+            {
+                Some(bounds.to)
+            }
+            _ => None,
+        });
     let waiting: Vec<i64> = attached
         .chain(detached)
         .filter(|to| *to <= cutoff)
