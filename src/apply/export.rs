@@ -25,8 +25,19 @@ use crate::ident::quote_ident;
 /// that a policy would filter fail instead, and FORCE is lifted for this transaction only
 /// (the caller holds ACCESS EXCLUSIVE: no other session sees the table unforced; a
 /// rollback restores it).
+///
+/// The export's COPY reads a table no application uses, for as long as the partition's
+/// size needs: `statement_timeout` (a bound for DDL that could block the application) and
+/// `idle_in_transaction_session_timeout` (the transaction waits while the store takes the
+/// objects and they are read back) are lifted for it; the store's own request timeouts
+/// end a hung upload.
 async fn see_every_row(tx: &mut PgConnection, rel: &str) -> Result<(), StepError> {
-    exec(tx, "SET LOCAL row_security = off").await?;
+    exec(
+        tx,
+        "SET LOCAL row_security = off; SET LOCAL statement_timeout = 0; \
+         SET LOCAL idle_in_transaction_session_timeout = 0",
+    )
+    .await?;
     let forced: bool =
         sqlx::query_scalar("SELECT relforcerowsecurity FROM pg_class WHERE oid = to_regclass($1)")
             .bind(rel)
