@@ -763,6 +763,63 @@ mod tests {
     }
 
     #[test]
+    fn expired_partitions_left_in_the_database_count_as_waiting_for_export() {
+        use crate::catalog::{JournalEntry, JournalRelation, Journaled};
+        let cfg = crate::config::Config::from_sources(
+            Some("[[tables]]\nname = \"t\"\nretention = \"3 months\"\nretention_mode = \"export\"\n[export]\nurl = \"file:///x\"\n"),
+            &[],
+        )
+        .unwrap();
+        let table = &cfg.tables[0];
+        let now: DateTime<Utc> = "2026-12-02T00:00:00Z".parse().unwrap();
+        let cutoff = table.retention.cutoff(now);
+        let month = |s: &str| table.interval.bounds_containing(s.parse().unwrap());
+        let detached = JournalEntry {
+            what: Journaled::Expire {
+                partition: "t_2026_04".into(),
+                oid: 1,
+                bounds: month("2026-04-10T00:00:00Z"),
+                mode: crate::config::RetentionMode::Export,
+            },
+            state: "exporting".into(),
+            started_at: now,
+            relation: Some(JournalRelation {
+                schema: "public".into(),
+                name: "t_2026_04".into(),
+                attached: false,
+                detach_pending: false,
+                rls_enabled: true,
+                rls_forced: true,
+                policies: None,
+            }),
+        };
+        let mut snap = crate::catalog::TableSnapshot {
+            schema: "public".into(),
+            name: "t".into(),
+            oid: 1,
+            key_column: "event_timestamp".into(),
+            key_type: "timestamp with time zone".into(),
+            columns: vec![],
+            rls_enabled: true,
+            rls_forced: true,
+            policies: vec![],
+            parent_indexes: vec![],
+            partitions: vec![],
+            default_partition: None,
+            in_recovery: false,
+            journal: vec![],
+            default_census: None,
+        };
+        let g = TableGauges::from_snapshot(table, &snap, now);
+        assert_eq!((g.export_pending, g.export_waiting_seconds), (0, 0));
+        snap.journal = vec![detached];
+        let g = TableGauges::from_snapshot(table, &snap, now);
+        let behind = (cutoff - month("2026-04-10T00:00:00Z").to).num_seconds();
+        assert!(behind > 86_400 * 30, "{behind}");
+        assert_eq!((g.export_pending, g.export_waiting_seconds), (1, behind));
+    }
+
+    #[test]
     fn histograms_are_cumulative() {
         let m = Metrics::new("0.0.0-test");
         for v in [0.004, 0.3, 3.0] {

@@ -15,6 +15,7 @@ pub async fn check_all(
     seeded: &Seeded,
     written: &Written,
     restarts: bool,
+    store: &std::path::Path,
 ) -> Vec<String> {
     let mut v = Vec::new();
     v.extend(writes(written, restarts));
@@ -25,6 +26,74 @@ pub async fn check_all(
     v.extend(nothing_unreported(owner).await);
     v.extend(rls_everywhere(owner).await);
     v.extend(retired_rows(owner, seeded).await);
+    v.extend(exported_rows(owner, seeded, store).await);
+    v
+}
+
+/// Exported partitions: every seeded row in exactly one verified export, the store holding
+/// what each manifest names, and nothing else (what interrupted exports left is deleted by
+/// the export that succeeds after them).
+async fn exported_rows(owner: &PgPool, seeded: &Seeded, store: &std::path::Path) -> Vec<String> {
+    let mut v = Vec::new();
+    let recorded: Vec<(String, i64, serde_json::Value)> = sqlx::query_as(
+        "SELECT partition_name, row_count, manifest FROM partwarden_exports WHERE table_name = 'public.events_export'",
+    )
+    .fetch_all(owner)
+    .await
+    .unwrap_or_default();
+    let mut kept = BTreeSet::new();
+    for back in [30, 29] {
+        let p = partition_name("events_export", Interval::Month, month(-back));
+        let want: i64 = TENANTS
+            .iter()
+            .map(|t| seeded.expiring[&("events_export".to_string(), p.clone(), t.to_string())])
+            .sum();
+        let runs: Vec<_> = recorded.iter().filter(|r| r.0 == p).collect();
+        match runs.as_slice() {
+            [(_, rows, manifest)] => {
+                if *rows != want {
+                    v.push(format!("{p}: exported {rows} rows, seeded {want}"));
+                }
+                let dir = manifest["directory"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                kept.insert(store.join(&dir).join("manifest.json"));
+                for o in manifest["objects"].as_array().into_iter().flatten() {
+                    let path = store
+                        .join(&dir)
+                        .join(o["name"].as_str().unwrap_or_default());
+                    let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+                    if len != o["bytes"].as_u64() {
+                        v.push(format!(
+                            "{}: {len:?} bytes, its manifest says {}",
+                            path.display(),
+                            o["bytes"]
+                        ));
+                    }
+                    kept.insert(path);
+                }
+            }
+            other => v.push(format!(
+                "{p}: {} verified export(s) recorded, expected 1",
+                other.len()
+            )),
+        }
+    }
+    let mut stack = vec![store.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !kept.contains(&path) {
+                v.push(format!(
+                    "{} is in the store but no verified export names it",
+                    path.display()
+                ));
+            }
+        }
+    }
     v
 }
 

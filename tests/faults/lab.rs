@@ -29,11 +29,12 @@ pub const TENANTS: [&str; 2] = [
     "00000000-0000-0000-0000-00000000000b",
 ];
 
-pub const TABLES: [&str; 4] = [
+pub const TABLES: [&str; 5] = [
     "archon_ga4_events",
     "events_archive",
     "events_detach",
     "events_cdrop",
+    "events_export",
 ];
 
 /// Tables with a default partition (where next month's rows wait).
@@ -62,6 +63,13 @@ default_partition = false
 
 [[tables]]
 name = "events_cdrop"
+default_partition = false
+
+# Exported to a directory per trial database ([export] url from the environment,
+# PARTWARDEN__EXPORT__URL, set by run.rs).
+[[tables]]
+name = "events_export"
+retention_mode = "export"
 default_partition = false
 "#;
 
@@ -323,6 +331,7 @@ impl Lab {
             .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name).as_str())
             .await;
         admin.close().await;
+        let _ = std::fs::remove_dir_all(crate::run::store_dir(&db));
     }
 }
 

@@ -40,6 +40,8 @@ enum Kind {
     KillDuringVectorBuild,
     KillDuringReindex,
     KillDuringMove,
+    KillAfterExportManifest,
+    KillBeforeExportDrop,
     Restart,
 }
 
@@ -53,6 +55,12 @@ impl Kind {
             Kind::KillDuringVectorBuild => "kill -9 during the vector index build",
             Kind::KillDuringReindex => "kill -9 during REINDEX CONCURRENTLY (an INVALID index)",
             Kind::KillDuringMove => "kill -9 during the move out of the default partition",
+            Kind::KillAfterExportManifest => {
+                "kill -9 after an export's manifest, before its read-back"
+            }
+            Kind::KillBeforeExportDrop => {
+                "kill -9 after an export's read-back, before its drop commits"
+            }
             Kind::Restart => "pg_ctl restart -m immediate at a random moment",
         }
     }
@@ -121,6 +129,8 @@ async fn seeded_fault_trials() {
         Kind::KillDuringVectorBuild,
         Kind::KillDuringReindex,
         Kind::KillDuringMove,
+        Kind::KillAfterExportManifest,
+        Kind::KillBeforeExportDrop,
     ] {
         plan.extend(std::iter::repeat_n(k, windows as usize));
     }
@@ -269,6 +279,24 @@ async fn trial(lab: &Lab, db: &TrialDb, kind: Kind, span: Duration, rng: &mut St
                 ));
             }
         }
+        Kind::KillAfterExportManifest | Kind::KillBeforeExportDrop => {
+            let point = if kind == Kind::KillAfterExportManifest {
+                "export_after_manifest"
+            } else {
+                "export_before_drop"
+            };
+            // Two partitions of events_export are exported: either one.
+            let skip = rng.gen_range(0..2u32);
+            let failpoint = format!("{point}={skip}*off->return(60000)");
+            let mut p = run::start(db, &[("FAILPOINTS", &failpoint)], &["maintain"]);
+            hit = p
+                .wait_for_line(
+                    &format!("fault point {point} reached"),
+                    Duration::from_secs(60),
+                )
+                .await;
+            p.kill9();
+        }
         Kind::KillDuringIndexBuild
         | Kind::KillDuringVectorBuild
         | Kind::KillDuringReindex
@@ -299,8 +327,16 @@ async fn trial(lab: &Lab, db: &TrialDb, kind: Kind, span: Duration, rng: &mut St
         violations.push(format!("the recovery run took {secs:.1}s"));
     }
     let written = writers.stop().await;
-    violations
-        .extend(invariants::check_all(&owner, &lab.seeded, &written, kind == Kind::Restart).await);
+    violations.extend(
+        invariants::check_all(
+            &owner,
+            &lab.seeded,
+            &written,
+            kind == Kind::Restart,
+            &run::store_dir(db),
+        )
+        .await,
+    );
     let converged = settle(db).await;
     if !converged.is_empty() {
         violations.push(format!(

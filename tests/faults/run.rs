@@ -25,11 +25,17 @@ fn command(db: &TrialDb, env: &[(&str, &str)], args: &[&str]) -> Command {
         std::fs::write(&path, crate::lab::CONFIG).unwrap();
         path
     });
+    let store = store_dir(db);
+    std::fs::create_dir_all(&store).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_partwarden"));
     cmd.arg("--config")
         .arg(config)
         .args(args)
         .env("DATABASE_URL", db.url("partwarden"))
+        .env(
+            "PARTWARDEN__EXPORT__URL",
+            format!("file://{}", store.display()),
+        )
         .env("RUST_LOG", "warn")
         .env_remove("PARTWARDEN_CONFIG")
         .env_remove("FAILPOINTS");
@@ -37,6 +43,13 @@ fn command(db: &TrialDb, env: &[(&str, &str)], args: &[&str]) -> Command {
         cmd.env(k, v);
     }
     cmd
+}
+
+/// The export store (a directory) of a trial database's `events_export`.
+pub fn store_dir(db: &TrialDb) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("faults-store")
+        .join(&db.name)
 }
 
 /// One `partwarden` command to completion.
