@@ -343,7 +343,7 @@ fn count_text_of_partition(p: &Value) -> String {
 fn grouped(n: &str) -> String {
     let mut out = String::new();
     for (i, c) in n.chars().enumerate() {
-        if i > 0 && (n.len() - i) % 3 == 0 && n.chars().all(|c| c.is_ascii_digit()) {
+        if i > 0 && (n.len() - i).is_multiple_of(3) && n.chars().all(|c| c.is_ascii_digit()) {
             out.push(',');
         }
         out.push(c);

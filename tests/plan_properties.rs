@@ -934,7 +934,7 @@ fn foreign_bounds(
         }
         1 => {
             let mid = base.from + len / 2;
-            if b % 2 == 0 {
+            if b.is_multiple_of(2) {
                 PartitionBounds {
                     from: base.from,
                     to: mid,

@@ -210,7 +210,7 @@ pub(crate) fn format_duration(d: Duration) -> String {
         ("min", 60_000),
         ("s", 1_000),
     ] {
-        if ms > 0 && ms % per == 0 {
+        if ms > 0 && ms.is_multiple_of(per) {
             return format!("{}{unit}", ms / per);
         }
     }

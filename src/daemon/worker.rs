@@ -61,7 +61,7 @@ pub(super) async fn maintenance_worker(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks: u64 = 0;
     loop {
-        worker.keep_leadership(ticks % 5 == 0).await;
+        worker.keep_leadership(ticks.is_multiple_of(5)).await;
         worker.queue_due_retry();
         if worker.run_pending().await.is_break() {
             break;
