@@ -236,15 +236,7 @@ pub(super) async fn finish(
         return Err(StepError::Fatal("not an expiry".into()));
     };
     let mut tx = conn.begin().await?;
-    let location: Option<(String, String)> = sqlx::query_as(
-        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.oid = $1::bigint::oid AND c.relname = $2",
-    )
-    .bind(*oid)
-    .bind(partition)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((schema, name)) = location else {
+    let Some((schema, name)) = detached_location(&mut tx, *oid, partition).await? else {
         journal::remove(&mut tx, &step.label(), what.kind(), partition).await?;
         tx.commit().await?;
         return Ok(format!("{partition} no longer exists; nothing left to do"));
@@ -259,6 +251,23 @@ pub(super) async fn finish(
     let done = finish_in(&mut tx, step, what, &rel).await?;
     tx.commit().await?;
     then_export(conn, step, what, done).await
+}
+
+/// Where the detached table of an expiry is now (schema, name), found by oid and name;
+/// `None` when it no longer exists.
+pub(super) async fn detached_location(
+    conn: &mut PgConnection,
+    oid: i64,
+    partition: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = $1::bigint::oid AND c.relname = $2",
+    )
+    .bind(oid)
+    .bind(partition)
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 /// The last step of an expiry, inside the caller's transaction (which holds ACCESS

@@ -110,14 +110,7 @@ pub(super) async fn export_and_drop(
         .map_err(|e| fatal(&e))?;
 
     let mut tx = conn.begin().await?;
-    let location: Option<(String, String)> = sqlx::query_as(
-        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.oid = $1::bigint::oid AND c.relname = $2",
-    )
-    .bind(*oid)
-    .bind(partition)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let location = super::expire::detached_location(&mut tx, *oid, partition).await?;
     let Some((schema, name)) = location else {
         journal::remove(&mut tx, &label, what.kind(), partition).await?;
         tx.commit().await?;

@@ -7,10 +7,7 @@ use super::export::Exported;
 
 /// Creates the table when it is missing (the maintenance role owns its schema).
 pub async fn ensure_table(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('partwarden_exports') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
-    if !exists {
+    if !exists(conn).await? {
         sqlx::Executor::execute(
             &mut *conn,
             include_str!("../../migrations/0007_partwarden_exports.sql"),
@@ -18,6 +15,12 @@ pub async fn ensure_table(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         .await?;
     }
     Ok(())
+}
+
+async fn exists(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT to_regclass('partwarden_exports') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// Records a verified export.
@@ -58,10 +61,7 @@ pub async fn recorded_runs(
     table: &str,
     partition: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('partwarden_exports') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
-    if !exists {
+    if !exists(conn).await? {
         return Ok(Vec::new());
     }
     sqlx::query_scalar(
@@ -93,10 +93,7 @@ pub async fn find(
     partition: &str,
     run: Option<&str>,
 ) -> Result<Option<ExportRow>, sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('partwarden_exports') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
-    if !exists {
+    if !exists(conn).await? {
         return Ok(None);
     }
     sqlx::query_as(

@@ -44,6 +44,24 @@ pub enum StoreError {
     },
 }
 
+/// A cloud store's builder from the environment (credentials), the URL, then the
+/// configuration's options; the store and the prefix inside it.
+macro_rules! with_options {
+    ($builder:ty, $config:expr, $url:expr, $err:expr) => {{
+        let mut b = <$builder>::from_env().with_url($url.as_str());
+        for (k, v) in &$config.options {
+            let key = k
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|e: object_store::Error| $err(e.to_string()))?;
+            b = b.with_config(key, v);
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(b.build().map_err(|e| $err(e.to_string()))?);
+        let prefix = Path::from_url_path($url.path()).map_err(|e| $err(e.to_string()))?;
+        (store, prefix)
+    }};
+}
+
 impl Store {
     /// The store `config` names, at `url` (the configured one, or one a manifest
     /// recorded).
@@ -52,8 +70,6 @@ impl Store {
             url: url.to_string(),
             message,
         };
-        let prefix_of =
-            |u: &Url| Path::from_url_path(u.path()).map_err(|e| open_err(e.to_string()));
         let (inner, prefix): (Arc<dyn ObjectStore>, Path) = match config.scheme {
             StoreScheme::File => {
                 let dir = url
@@ -70,48 +86,9 @@ impl Store {
                     .with_automatic_cleanup(true);
                 (Arc::new(fs), Path::default())
             }
-            StoreScheme::S3 => {
-                let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
-                for (k, v) in &config.options {
-                    let key = k
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|e: object_store::Error| open_err(e.to_string()))?;
-                    b = b.with_config(key, v);
-                }
-                (
-                    Arc::new(b.build().map_err(|e| open_err(e.to_string()))?),
-                    prefix_of(url)?,
-                )
-            }
-            StoreScheme::Gcs => {
-                let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-                for (k, v) in &config.options {
-                    let key = k
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|e: object_store::Error| open_err(e.to_string()))?;
-                    b = b.with_config(key, v);
-                }
-                (
-                    Arc::new(b.build().map_err(|e| open_err(e.to_string()))?),
-                    prefix_of(url)?,
-                )
-            }
-            StoreScheme::Azure => {
-                let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-                for (k, v) in &config.options {
-                    let key = k
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|e: object_store::Error| open_err(e.to_string()))?;
-                    b = b.with_config(key, v);
-                }
-                (
-                    Arc::new(b.build().map_err(|e| open_err(e.to_string()))?),
-                    prefix_of(url)?,
-                )
-            }
+            StoreScheme::S3 => with_options!(AmazonS3Builder, config, url, open_err),
+            StoreScheme::Gcs => with_options!(GoogleCloudStorageBuilder, config, url, open_err),
+            StoreScheme::Azure => with_options!(MicrosoftAzureBuilder, config, url, open_err),
         };
         Ok(Store {
             inner,

@@ -709,6 +709,27 @@ mod tests {
         assert!(!after.contains("public.b"), "{after}");
     }
 
+    /// A table `public.t` with no partitions and the journal `journal`.
+    fn snapshot_of(journal: Vec<crate::catalog::JournalEntry>) -> crate::catalog::TableSnapshot {
+        crate::catalog::TableSnapshot {
+            schema: "public".into(),
+            name: "t".into(),
+            oid: 1,
+            key_column: "event_timestamp".into(),
+            key_type: "timestamp with time zone".into(),
+            columns: vec![],
+            rls_enabled: true,
+            rls_forced: true,
+            policies: vec![],
+            parent_indexes: vec![],
+            partitions: vec![],
+            default_partition: None,
+            in_recovery: false,
+            journal,
+            default_census: None,
+        }
+    }
+
     #[test]
     fn retired_tables_with_drift_count_as_drift() {
         use crate::catalog::{JournalEntry, JournalRelation, Journaled};
@@ -734,23 +755,7 @@ mod tests {
                 policies: None,
             }),
         };
-        let mut snap = crate::catalog::TableSnapshot {
-            schema: "public".into(),
-            name: "t".into(),
-            oid: 1,
-            key_column: "event_timestamp".into(),
-            key_type: "timestamp with time zone".into(),
-            columns: vec![],
-            rls_enabled: true,
-            rls_forced: true,
-            policies: vec![],
-            parent_indexes: vec![],
-            partitions: vec![],
-            default_partition: None,
-            in_recovery: false,
-            journal: vec![retired(true)],
-            default_census: None,
-        };
+        let mut snap = snapshot_of(vec![retired(true)]);
         assert_eq!(
             TableGauges::from_snapshot(table, &snap, Utc::now()).rls_drift,
             0
@@ -793,23 +798,7 @@ mod tests {
                 policies: None,
             }),
         };
-        let mut snap = crate::catalog::TableSnapshot {
-            schema: "public".into(),
-            name: "t".into(),
-            oid: 1,
-            key_column: "event_timestamp".into(),
-            key_type: "timestamp with time zone".into(),
-            columns: vec![],
-            rls_enabled: true,
-            rls_forced: true,
-            policies: vec![],
-            parent_indexes: vec![],
-            partitions: vec![],
-            default_partition: None,
-            in_recovery: false,
-            journal: vec![],
-            default_census: None,
-        };
+        let mut snap = snapshot_of(vec![]);
         let g = TableGauges::from_snapshot(table, &snap, now);
         assert_eq!((g.export_pending, g.export_waiting_seconds), (0, 0));
         snap.journal = vec![detached];
