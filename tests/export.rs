@@ -461,6 +461,11 @@ async fn exports_to_an_s3_compatible_server_and_restores_from_it() {
         "{}",
         run.out
     );
+    assert!(
+        run.out.contains("export store s3://ga4-archive/events/v1 of public.archon_ga4_events: writable"),
+        "{}",
+        run.out
+    );
 
     let run = partwarden(
         &db,
@@ -513,9 +518,12 @@ async fn a_store_that_cannot_take_the_rows_fails_before_anything_is_detached() {
     fill(&su, &partition, month_start(6), 400).await;
     let before = fingerprint(&su, &partition).await;
 
-    // A bucket that does not exist.
+    // A bucket that does not exist: check-config says so (exit 1), and so does maintain.
     let moto = Moto::start(&[]);
     let cfg = export_config("s3://no-such-bucket/x", &s3_options(&moto));
+    let run = partwarden(&db, Some(&cfg), S3_ENV, &["check-config"]);
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(run.out.contains("export store s3://no-such-bucket/x, object x/.partwarden-probe-"), "{}", run.out);
     let run = partwarden(
         &db,
         Some(&cfg),

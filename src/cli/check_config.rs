@@ -41,6 +41,31 @@ pub fn run(args: &Args, global_config: Option<&Path>) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every export store a table in export mode uses takes a write (a probe object, then
+/// deleted): what fails names the store and the object. Checked with the database, as the
+/// stores are only used by maintenance.
+async fn check_stores(config: &Config) -> Vec<String> {
+    use partwarden::config::RetentionMode;
+    let mut seen = Vec::new();
+    let mut problems = Vec::new();
+    for t in config.tables.iter().filter(|t| t.retention_mode == RetentionMode::Export) {
+        let Some(e) = &t.export else { continue };
+        if seen.contains(&e.url) {
+            continue;
+        }
+        seen.push(e.url.clone());
+        let checked = match partwarden::archive::Store::open(e, &e.url) {
+            Ok(store) => store.check_writable().await,
+            Err(err) => Err(err),
+        };
+        match checked {
+            Ok(()) => println!("# export store {} of {}: writable", e.url, t.label()),
+            Err(err) => problems.push(format!("{} (table {})", err, t.label())),
+        }
+    }
+    problems
+}
+
 /// With a database URL: the tables must exist with the shape the configuration
 /// describes. A table that does not fit is a configuration error (exit 2, naming the
 /// key); a database that cannot be asked, or is not migrated, is a runtime error (exit 1).
@@ -55,10 +80,17 @@ fn check_against_database(config: &Config) -> anyhow::Result<ExitCode> {
         let pool = super::pool(config).await.context(OFFLINE)?;
         let mut conn = pool.acquire().await.map_err(Error::from).context(OFFLINE)?;
         let problems = partwarden::engine::manager::check_tables(&mut conn, config).await?;
-        anyhow::Ok(problems)
+        anyhow::Ok((problems, check_stores(config).await))
     })?;
+    let (problems, stores) = problems;
     for p in &problems {
         eprintln!("partwarden: error: {p}");
+    }
+    for s in &stores {
+        eprintln!("partwarden: error: {s}");
+    }
+    if problems.is_empty() && !stores.is_empty() {
+        return Ok(ExitCode::from(1));
     }
     if problems.is_empty() {
         println!("# configuration OK (tables checked against the database)");
