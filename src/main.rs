@@ -51,10 +51,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Run) {
-        // Before the runtime's threads exist (see the module's note).
-        partwarden::daemon::use_one_allocator_arena();
-    }
+    // Before the runtime's threads exist (see the module's note): the daemon's idle
+    // memory, and an export's or restore's peak (batches of megabytes handed between
+    // threads left the per-thread arenas at 2-3x what was live).
+    partwarden::daemon::use_one_allocator_arena();
     partwarden::fault::setup();
     match real_main(cli) {
         Ok(code) => code,

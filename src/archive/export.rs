@@ -2,7 +2,7 @@
 //! read-back check.
 //!
 //! The rows stream from `COPY … TO STDOUT (FORMAT binary)` through [`CopyDecoder`] into
-//! record batches of at most [`BATCH_ROWS`] rows, handed over a channel of two to a task
+//! record batches of at most [`BATCH_ROWS`] rows, handed over a channel of one to a task
 //! that encodes them (zstd) into row groups of at most [`ROW_GROUP_BYTES`] and files of
 //! about [`FILE_BYTES`], uploaded in parts as they fill: the memory an export needs is
 //! bounded by those sizes, not by the partition's. The caller holds a lock that keeps
@@ -34,11 +34,13 @@ use super::store::{Store, StoreError};
 use super::verify::{verify, VerifyError};
 use crate::calendar::PartitionBounds;
 
-/// Rows per record batch: 4,096 rows of a GA4 event with a 768-dimension embedding are
-/// ~13 MiB.
-pub const BATCH_ROWS: usize = 4096;
-/// A row group is closed once its encoded size reaches this.
-pub const ROW_GROUP_BYTES: usize = 32 << 20;
+/// Rows per record batch: 2,048 rows of a GA4 event with a 768-dimension embedding are
+/// ~6.5 MiB.
+pub const BATCH_ROWS: usize = 2048;
+/// A row group is closed once its encoded size reaches this (~5,000 GA4 rows with
+/// embeddings; the 128 MiB budget of the exporting process holds it twice, being encoded
+/// and being uploaded).
+pub const ROW_GROUP_BYTES: usize = 16 << 20;
 /// A file is closed (and the next begun) once it reaches this.
 pub const FILE_BYTES: usize = 512 << 20;
 /// Upload parts and how many are in flight at once.
@@ -177,7 +179,7 @@ pub async fn export_partition(
     let schema = arrow_schema(&columns, meta);
     let kinds: Vec<PgKind> = columns.iter().map(|c| c.kind).collect();
 
-    let (tx, rx) = mpsc::channel::<RecordBatch>(2);
+    let (tx, rx) = mpsc::channel::<RecordBatch>(1);
     let writer = tokio::spawn(write_objects(
         req.store.inner.clone(),
         directory.clone(),
