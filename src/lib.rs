@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod fault;
 pub mod ident;
+pub mod memory;
 pub mod notice;
 pub mod plan;
 pub mod telemetry;

@@ -140,6 +140,7 @@ pub(super) async fn export_and_drop(
         relation: &rel,
         zstd_level: config,
     };
+    let bulk = crate::memory::BulkWork::begin();
     let exported = export_partition(&mut tx, &req).await.map_err(|e| match e {
         crate::archive::ExportError::Database(db) => StepError::from(db),
         other => fatal(&other),
@@ -155,6 +156,7 @@ pub(super) async fn export_and_drop(
             exported.manifest.rows
         )));
     }
+    drop(bulk);
     crate::fault::point("export_before_drop").await;
     exec(&mut tx, &format!("DROP TABLE {rel}")).await?;
     journal::remove(&mut tx, &label, what.kind(), partition).await?;

@@ -79,6 +79,7 @@ pub(super) async fn restore(
     // parent's row-level security only at the end).
     super::exec(&mut tx, "SET LOCAL row_security = off").await?;
     create_bounded(&mut tx, step, &rel, &from, &to, true).await?;
+    let bulk = crate::memory::BulkWork::begin();
     let rows = restore::load(&mut tx, &store, &manifest, &rel)
         .await
         .map_err(|e| fatal(format!("{e}; rolled back, nothing was restored")))?;
@@ -91,6 +92,7 @@ pub(super) async fn restore(
             manifest.copy_sha256
         )));
     }
+    drop(bulk);
     crate::fault::point("restore_before_attach").await;
     let mut moved = 0;
     if let Some(default) = &step.snap.default_partition {

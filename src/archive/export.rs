@@ -34,9 +34,9 @@ use super::store::{Store, StoreError};
 use super::verify::{verify, VerifyError};
 use crate::calendar::PartitionBounds;
 
-/// Rows per record batch: 2,048 rows of a GA4 event with a 768-dimension embedding are
-/// ~6.5 MiB.
-pub const BATCH_ROWS: usize = 2048;
+/// Rows per record batch: 1,024 rows of a GA4 event with a 768-dimension embedding are
+/// ~3.2 MiB.
+pub const BATCH_ROWS: usize = 1024;
 /// A row group is closed once its encoded size reaches this (~5,000 GA4 rows with
 /// embeddings; the 128 MiB budget of the exporting process holds it twice, being encoded
 /// and being uploaded).

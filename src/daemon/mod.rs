@@ -12,7 +12,7 @@
 //! * SIGTERM/SIGINT: stop between actions, give the action under way a few seconds, exit 0.
 
 mod heartbeat;
-mod memory;
+
 mod packed;
 mod probe;
 mod schedule;
@@ -34,7 +34,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::engine::db;
 use crate::telemetry::http::{self, Endpoints};
-pub use memory::use_one_allocator_arena;
+pub use crate::memory::{use_one_allocator_arena, BulkWork};
 use shared::{locked, Shared};
 
 /// How long an in-flight action gets to finish after SIGTERM before it is abandoned

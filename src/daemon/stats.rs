@@ -32,7 +32,7 @@ pub(super) async fn stats_loop(
     let mut reported = Reported::default();
     loop {
         let up = refresh_stats(&shared, &pool, &mut state_table_ready, &mut reported).await;
-        super::memory::release_freed();
+        crate::memory::release_freed();
         let wait = if up {
             shared.config.schedule.stats_interval
         } else {
@@ -79,7 +79,7 @@ async fn refresh_stats(
         // The table's snapshot, with sizes, is freed now; handed back at once, a refresh
         // holds one table's worth at a time (+10 MiB over a refresh at 30,000 partitions
         // otherwise).
-        super::memory::release_freed();
+        crate::memory::release_freed();
     }
     shared
         .metrics

@@ -290,7 +290,7 @@ async fn one_run(
     shared.running.store(false, Ordering::Relaxed);
     // The run read every table's snapshot at once (~150 MiB at 30,000 partitions): without
     // this its memory stayed resident until the next statistics refresh.
-    super::memory::release_freed();
+    crate::memory::release_freed();
     (ok, lock)
 }
 

@@ -1,3 +1,5 @@
+//! The process's memory (glibc malloc settings): the idle daemon's, and an export's.
+//!
 //! The idle daemon's memory. A refresh of a table with 1,000+ partitions allocates tens of
 //! MiB for a moment (the catalog row, the snapshot, the gauges, the status document).
 //! glibc spreads allocations over one arena per thread and keeps what is freed, so the
@@ -24,8 +26,43 @@ pub fn use_one_allocator_arena() {
     }
 }
 
+/// While an export or a restore runs, blocks up to 6 MiB (its batches and pages) come
+/// from the heap and are reused: mapped on their own, each one was
+/// mapped, faulted in page by page and unmapped again, batch after batch (bench/export:
+/// 65 s instead of 40 s for a million rows). The guard puts the daemon's setting back
+/// and hands the heap back to the system when the work is done.
+pub struct BulkWork(());
+
+/// Above a record batch (~3.2 MiB at 1,024 GA4 rows): batches and pages are reused from
+/// the heap; row groups and upload parts (16 and 8 MiB) stay mapped on their own, so the
+/// heap holds no more than a few batches.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const BULK_MMAP_THRESHOLD: libc::c_int = 6 << 20;
+
+impl BulkWork {
+    pub fn begin() -> BulkWork {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets an allocator parameter; valid at any time.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, BULK_MMAP_THRESHOLD);
+        }
+        BulkWork(())
+    }
+}
+
+impl Drop for BulkWork {
+    fn drop(&mut self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: as above; malloc_trim only releases free memory.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// Returns the heap freed since the last call to the system.
-pub(super) fn release_freed() {
+pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory of the allocator; it touches no live
     // allocation and has no preconditions.
