@@ -462,7 +462,9 @@ async fn exports_to_an_s3_compatible_server_and_restores_from_it() {
         run.out
     );
     assert!(
-        run.out.contains("export store s3://ga4-archive/events/v1 of public.archon_ga4_events: writable"),
+        run.out.contains(
+            "export store s3://ga4-archive/events/v1 of public.archon_ga4_events: writable"
+        ),
         "{}",
         run.out
     );
@@ -523,7 +525,12 @@ async fn a_store_that_cannot_take_the_rows_fails_before_anything_is_detached() {
     let cfg = export_config("s3://no-such-bucket/x", &s3_options(&moto));
     let run = partwarden(&db, Some(&cfg), S3_ENV, &["check-config"]);
     assert_eq!(run.code, 1, "{}", run.out);
-    assert!(run.out.contains("export store s3://no-such-bucket/x, object x/.partwarden-probe-"), "{}", run.out);
+    assert!(
+        run.out
+            .contains("export store s3://no-such-bucket/x, object x/.partwarden-probe-"),
+        "{}",
+        run.out
+    );
     let run = partwarden(
         &db,
         Some(&cfg),

@@ -48,7 +48,11 @@ async fn check_stores(config: &Config) -> Vec<String> {
     use partwarden::config::RetentionMode;
     let mut seen = Vec::new();
     let mut problems = Vec::new();
-    for t in config.tables.iter().filter(|t| t.retention_mode == RetentionMode::Export) {
+    for t in config
+        .tables
+        .iter()
+        .filter(|t| t.retention_mode == RetentionMode::Export)
+    {
         let Some(e) = &t.export else { continue };
         if seen.contains(&e.url) {
             continue;

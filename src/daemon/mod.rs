@@ -33,8 +33,8 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::engine::db;
-use crate::telemetry::http::{self, Endpoints};
 pub use crate::memory::{use_one_allocator_arena, BulkWork};
+use crate::telemetry::http::{self, Endpoints};
 use shared::{locked, Shared};
 
 /// How long an in-flight action gets to finish after SIGTERM before it is abandoned
