@@ -30,7 +30,6 @@ pub async fn insert(
     seconds: f64,
 ) -> Result<(), sqlx::Error> {
     let m = &exported.manifest;
-    let manifest = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
     sqlx::query(
         "INSERT INTO partwarden_exports (table_name, partition_name, run_id, range_from, range_to,
             store_url, manifest_path, manifest_sha256, row_count, parquet_bytes, source_bytes,
@@ -49,7 +48,7 @@ pub async fn insert(
     .bind(m.bytes as i64)
     .bind(m.source_bytes)
     .bind(seconds)
-    .bind(manifest)
+    .bind(sqlx::types::Json(m))
     .execute(&mut *conn)
     .await?;
     Ok(())
