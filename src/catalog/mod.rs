@@ -5,6 +5,7 @@
 //! [`vector`] checks a vector column and watches index builds; [`privilege`] reads who
 //! owns what when the server refused partwarden a statement.
 
+pub mod citus;
 pub mod privilege;
 pub mod read;
 pub mod vector;
@@ -281,6 +282,9 @@ pub struct TableSnapshot {
     /// What the default partition holds, when a backfill counted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_census: Option<DefaultCensus>,
+    /// How Citus distributes the table; `None` for a table Citus does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citus: Option<citus::Distribution>,
 }
 
 impl TableSnapshot {

@@ -241,6 +241,7 @@ pub async fn read_tables(
     conn.shrink_buffers();
     let labels: Vec<String> = tables.iter().map(|t| t.label()).collect();
     let mut journals = read_journals(conn, &labels).await?;
+    let citus = super::citus::installed(conn).await?;
     let mut out = Vec::with_capacity(tables.len());
     for (table, raw) in tables.iter().zip(raws) {
         let snap = match raw {
@@ -249,7 +250,24 @@ pub async fn read_tables(
                 let statistic_readable = raw.statistic_readable;
                 match into_snapshot(table, raw) {
                     Ok(mut snap) => {
-                        if let Some(policy) = &table.vector_index {
+                        // A table partwarden does not maintain on Citus is that table's
+                        // error, as a missing one is.
+                        let vector_column = table.vector_index.as_ref().map(|v| v.column.as_str());
+                        let distributed = if citus {
+                            match super::citus::read(conn, &mut snap, vector_column, statistic_readable)
+                                .await
+                            {
+                                Ok(d) => d,
+                                Err(e) => {
+                                    out.push(Err(e));
+                                    continue;
+                                }
+                            }
+                        } else {
+                            false
+                        };
+                        // A distributed table's column statistics are its shards' (read above).
+                        if let Some(policy) = table.vector_index.as_ref().filter(|_| !distributed) {
                             super::vector::read_column_stats(
                                 conn,
                                 &mut snap,
@@ -382,6 +400,7 @@ fn into_snapshot(table: &TableConfig, raw: RawTable) -> Result<TableSnapshot, Er
         in_recovery: raw.in_recovery,
         journal: Vec::new(),
         default_census: None,
+        citus: None,
     })
 }
 

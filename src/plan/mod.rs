@@ -242,9 +242,15 @@ pub fn plan_table(table: &TableConfig, snapshot: &TableSnapshot, now: DateTime<U
     sync::sync_indexes(&snapshot.parent_indexes, &staying, &mut plan);
     if let Some(policy) = &table.vector_index {
         let journaled = journal::journaled_builds(snapshot);
+        // On Citus each shard of a partition trains its own index on its own vectors.
+        let shards = snapshot
+            .citus
+            .as_ref()
+            .map_or(1, |c| c.shard_count.max(1) as u64);
         vector::plan(
             policy,
             &staying,
+            shards,
             &journaled,
             now,
             &mut plan.actions,

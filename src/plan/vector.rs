@@ -232,10 +232,13 @@ pub fn index_name(partition: &str, policy: &VectorIndexPolicy, generation: u32) 
     ))
 }
 
-/// The vector-index actions for the partitions in `partitions` (those that stay).
+/// The vector-index actions for the partitions in `partitions` (those that stay), each
+/// partition's index being built as `shards` indexes (Citus: one per shard) over a share
+/// of its vectors each.
 pub fn plan(
     policy: &VectorIndexPolicy,
     partitions: &[&Partition],
+    shards: u64,
     journaled: &HashMap<String, String>,
     now: DateTime<Utc>,
     actions: &mut Vec<PlannedAction>,
@@ -253,6 +256,7 @@ pub fn plan(
             p,
             vectors: vectors(p),
             closed: p.bounds.is_some_and(|b| b.to <= now),
+            shards: shards.max(1),
         };
         if target.vectors == Vectors::Hidden
             && p.rows() >= policy.min_rows.max(1)
@@ -335,9 +339,16 @@ struct Target<'a> {
     vectors: Vectors,
     /// The partition's interval has ended.
     closed: bool,
+    /// Indexes one build makes (Citus: one per shard, each trained on its shard's vectors).
+    shards: u64,
 }
 
 impl Target<'_> {
+    /// ivfflat `lists` for `vectors` in the partition: from the vectors one index holds.
+    fn lists(&self, vectors: u64) -> u32 {
+        lists_for(self.policy, vectors / self.shards)
+    }
+
     /// The newest valid index decides: none yet (build one once the vectors are there),
     /// one partwarden did not build (left alone), or one whose build record calls for a
     /// rebuild. Older generations partwarden built are dropped.
@@ -399,7 +410,7 @@ impl Target<'_> {
                 partition: self.p.name.clone(),
                 index: index_name(&self.p.name, policy, generation),
                 method: policy.method,
-                lists: (policy.method == VectorMethod::Ivfflat).then(|| lists_for(policy, vectors)),
+                lists: (policy.method == VectorMethod::Ivfflat).then(|| self.lists(vectors)),
                 rows: self.p.rows(),
                 vectors,
                 closed: self.closed,
@@ -414,10 +425,19 @@ impl Target<'_> {
         let policy = self.policy;
         let how = match policy.method {
             VectorMethod::Ivfflat => {
-                format!(
-                    "ivfflat lists = {} from {vectors} vectors",
-                    lists_for(policy, vectors)
-                )
+                if self.shards > 1 {
+                    format!(
+                        "ivfflat lists = {} from {vectors} vectors ({} per shard on {} shards)",
+                        self.lists(vectors),
+                        vectors / self.shards,
+                        self.shards
+                    )
+                } else {
+                    format!(
+                        "ivfflat lists = {} from {vectors} vectors",
+                        self.lists(vectors)
+                    )
+                }
             }
             VectorMethod::Hnsw => format!(
                 "hnsw m = {}, ef_construction = {}",

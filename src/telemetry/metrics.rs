@@ -727,6 +727,7 @@ mod tests {
             in_recovery: false,
             journal,
             default_census: None,
+            citus: None,
         }
     }
 
