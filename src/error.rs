@@ -33,6 +33,9 @@ pub enum Error {
     },
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `migrate --citus` cannot distribute the schema here: why, and what to do.
+    #[error("migrate --citus: {0}")]
+    Citus(String),
     /// The database is not shaped the way the configuration says (not partitioned, wrong
     /// partition key, missing table…).
     #[error("{table}: {message}")]

@@ -44,7 +44,7 @@ enum Command {
     /// Show the partitions of every configured table.
     Status(cli::status::Args),
     /// Apply the embedded SQL migrations (schema, RLS, SQL functions).
-    Migrate,
+    Migrate(cli::migrate::Args),
     /// Load and validate a configuration file, then print the effective configuration.
     CheckConfig(cli::check_config::Args),
 }
@@ -103,7 +103,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Maintain(args) => cli::maintain::run(&config, args).await,
             Command::Restore(args) => cli::restore::run(&config, args).await,
             Command::Status(args) => cli::status::run(&config, args).await,
-            Command::Migrate => cli::migrate::run(&config).await,
+            Command::Migrate(args) => cli::migrate::run(&config, args).await,
             Command::CheckConfig(_) => unreachable!("handled above"),
         }
     })

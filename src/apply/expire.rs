@@ -7,7 +7,9 @@
 //! transaction, so there is no moment at which the partition is detached and not yet
 //! dropped or archived. Without one, `DETACH … CONCURRENTLY` commits on its own: the
 //! expiry is journaled before it and finished (in one transaction with the journal
-//! update) after it; a run killed in between leaves the entry for the next run.
+//! update) after it; a run killed in between leaves the entry for the next run. Citus
+//! refuses `DETACH … CONCURRENTLY` on a distributed table: there the plain DETACH is used
+//! with or without a default partition (docs/citus.md).
 //!
 //! Export mode journals the detached table "exporting" instead of dropping it; the export
 //! (`export.rs`) then runs on the detached table alone and drops it only once the store
@@ -63,7 +65,9 @@ pub(super) async fn expire(
             journal::put(conn, &step.label(), &what, "detaching").await?;
             finish(conn, step, &what).await
         }
-        Some(false) if step.snap.default_partition.is_none() => {
+        // Citus refuses DETACH … CONCURRENTLY on a distributed table ("currently
+        // unsupported"): there the plain DETACH below, under the same bounded lock wait.
+        Some(false) if step.snap.default_partition.is_none() && step.snap.citus.is_none() => {
             detach_concurrently(conn, step, &rel, &what).await?;
             crate::fault::point("expire_after_detach").await;
             finish(conn, step, &what).await
@@ -113,8 +117,9 @@ async fn detach_concurrently(
     Ok(())
 }
 
-/// With a default partition: a plain DETACH and the rest of the expiry in one
-/// transaction, the parent, the default partition and the partition locked in that order.
+/// With a default partition (or on Citus): a plain DETACH and the rest of the expiry in
+/// one transaction, the parent, the default partition and the partition locked in that
+/// order.
 async fn detach_and_finish(
     conn: &mut PgConnection,
     step: &Step<'_>,
@@ -122,23 +127,13 @@ async fn detach_and_finish(
     what: &Journaled,
 ) -> Result<String, StepError> {
     let n = &step.names;
-    let default = step
-        .snap
-        .default_partition
-        .as_ref()
-        .map(|d| n.rel(&d.name))
-        .unwrap_or_default();
+    let mut order = vec![LockRequest::table(n.parent.clone(), LockMode::AccessExclusive)];
+    if let Some(d) = &step.snap.default_partition {
+        order.push(LockRequest::table(n.rel(&d.name), LockMode::AccessExclusive));
+    }
+    order.push(LockRequest::table(rel, LockMode::AccessExclusive));
     let mut tx = conn.begin().await?;
-    locks::take(
-        &mut tx,
-        &[
-            LockRequest::table(n.parent.clone(), LockMode::AccessExclusive),
-            LockRequest::table(default, LockMode::AccessExclusive),
-            LockRequest::table(rel, LockMode::AccessExclusive),
-        ],
-        step.lock_wait,
-    )
-    .await?;
+    locks::take(&mut tx, &order, step.lock_wait).await?;
     rls::sync(&mut tx, step, rel).await?;
     exec(
         &mut tx,

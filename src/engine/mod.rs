@@ -1,11 +1,12 @@
 //! The library API the CLI and the daemon are thin layers over: [`PartitionManager`] runs
 //! catalog → plan → apply for one table; [`run_maintenance`] for a configuration, under the
 //! run lock ([`advisory`]: the run lock and the daemon's leadership); [`migrate`] installs
-//! partwarden's schema; [`db`] opens sessions with the settings every partwarden
+//! partwarden's schema and [`distribute`] spreads it over a Citus cluster; [`db`] opens sessions with the settings every partwarden
 //! connection runs under.
 
 pub mod advisory;
 pub mod db;
+pub mod distribute;
 pub mod manager;
 pub mod migrate;
 pub mod restore;

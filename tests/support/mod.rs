@@ -21,7 +21,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 pub const OWNER_ROLE: &str = "partwarden";
 pub const APP_ROLE: &str = "app_user";
 /// Renamed whenever what the template holds changes: a cluster keeps the one it built.
-const TEMPLATE: &str = "pw_template_migrated_stats";
+const TEMPLATE: &str = "pw_template_migrated_citus_stats";
 
 pub fn admin_url() -> String {
     std::env::var("PW_TEST_ADMIN_URL").unwrap_or_else(|_| {
