@@ -100,7 +100,7 @@ pw_citus_start() {
     for i in 0 1 2; do
         local node=$dir/node$i
         PW_PG_PORT=$(pw_free_port)
-        PW_PG_MAX_PREPARED=200 PW_PG_EXTRA_OPTS="-c shared_preload_libraries=citus -c citus.max_worker_nodes_tracked=16 -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 -c citus.log_remote_commands=off"
+        PW_PG_MAX_PREPARED=200 PW_PG_EXTRA_OPTS="-c shared_preload_libraries=citus -c citus.max_worker_nodes_tracked=16 -c max_worker_processes=64 -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 -c citus.log_remote_commands=off"
         pw_pg_start "$node"
         unset PW_PG_EXTRA_OPTS PW_PG_MAX_PREPARED
         PW_CITUS_NODES+=("$PW_PG_DATA")

@@ -20,6 +20,9 @@ pub struct Args {
 
 pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let pool = super::pool(config).await?;
+    if args.citus {
+        partwarden::engine::distribute::check_cluster(&pool).await?;
+    }
     let applied = partwarden::engine::migrate::run(&pool).await?;
     if applied.is_empty() {
         println!("migrations: up to date");

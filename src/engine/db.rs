@@ -58,7 +58,7 @@ pub fn pool(url: &str, s: &SessionSettings) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(s.max_connections.max(1))
         .acquire_timeout(s.connect_timeout)
-        .after_connect(|conn, _meta| Box::pin(async move { abandon_when_client_dies(conn).await }))
+        .after_connect(|conn, _meta| Box::pin(async move { session_settings_at_connect(conn).await }))
         .connect_lazy_with(connect_options(url, s)?))
 }
 
@@ -198,15 +198,26 @@ fn connect_reason(e: &sqlx::Error) -> String {
     }
 }
 
+/// Settings a startup option cannot carry, in one round trip when a connection opens.
+///
 /// A backend whose client is gone (killed, cut off) would otherwise run its statement to
 /// the end — a long move or index build, holding the maintenance lock and its DDL locks —
 /// and only notice when it tries to answer. `client_connection_check_interval` (PostgreSQL
 /// 14 and later; not a startup option older servers would reject) makes it check the
 /// socket every second while it works and abandon the statement.
-async fn abandon_when_client_dies(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+///
+/// On a Citus coordinator, a transaction that runs DDL on a distributed table after
+/// touching its shards over several connections per node (a DETACH, then CREATE SCHEMA or
+/// SET SCHEMA; a move, then ATTACH) is refused ("there was a parallel operation on a
+/// distributed table in the transaction"): `citus.multi_shard_modify_mode = sequential`
+/// (one connection per node) is Citus's own remedy. A DDL fans out over each node's shards
+/// one after the other; docs/citus.md gives what that costs.
+async fn session_settings_at_connect(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "SELECT set_config('client_connection_check_interval', '1000', false)
-          WHERE current_setting('server_version_num')::int >= 140000",
+        "SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
+                     THEN set_config('client_connection_check_interval', '1000', false) END,
+                CASE WHEN to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
+                     THEN set_config('citus.multi_shard_modify_mode', 'sequential', false) END",
     )
     .execute(conn)
     .await

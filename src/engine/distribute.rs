@@ -31,8 +31,10 @@ const GA4_TABLES: [(&str, &str, &str, Option<&str>); 2] = [
     ),
 ];
 
-/// What was done, one line a table.
-pub async fn distribute(pool: &PgPool, shard_count: Option<u32>) -> Result<Vec<String>, Error> {
+/// Refuses a database that cannot take the distribution: no citus extension, a worker
+/// instead of the coordinator, no node that may hold shards. Called before the migrations
+/// too: on a worker they would fail with Citus's "operation is not allowed on this node".
+pub async fn check_cluster(pool: &PgPool) -> Result<(), Error> {
     let mut conn = pool.acquire().await.map_err(Error::Database)?;
     let database: String = sqlx::query_scalar("SELECT current_database()::text")
         .fetch_one(&mut *conn)
@@ -69,6 +71,13 @@ pub async fn distribute(pool: &PgPool, shard_count: Option<u32>) -> Result<Vec<S
                 .into(),
         ));
     }
+    Ok(())
+}
+
+/// Distributes the GA4 tables; what was done, one line a table.
+pub async fn distribute(pool: &PgPool, shard_count: Option<u32>) -> Result<Vec<String>, Error> {
+    check_cluster(pool).await?;
+    let mut conn = pool.acquire().await.map_err(Error::Database)?;
     let mut done = Vec::new();
     let mut tx = conn.begin().await.map_err(Error::Database)?;
     if let Some(n) = shard_count {

@@ -423,15 +423,16 @@ async fn fill_expiry_sizes(
     if oids.is_empty() {
         return Ok(());
     }
-    // The main fork's size too: a partition never analyzed has unknown rows unless it is
-    // empty, and a drop should say "0 rows" of an empty one.
-    let sizes: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT relname::text, pg_total_relation_size(oid), pg_relation_size(oid) \
-           FROM pg_class WHERE oid = ANY($1::int8[]::oid[])",
-    )
-    .bind(&oids)
-    .fetch_all(&mut *conn)
-    .await?;
+    // On Citus the snapshot has them already, from the shards (the coordinator's are
+    // those of empty files).
+    let sizes: Vec<(String, i64, i64)> = if snap.citus.is_some() {
+        snap.partitions
+            .iter()
+            .map(|p| (p.name.clone(), p.total_bytes, p.heap_bytes))
+            .collect()
+    } else {
+        local_sizes(conn, &oids).await?
+    };
     for a in &mut plan.actions {
         if let Action::ExpirePartition {
             partition,
@@ -449,6 +450,22 @@ async fn fill_expiry_sizes(
         }
     }
     Ok(())
+}
+
+/// (name, total bytes, main fork bytes) of the partitions `oids`. The main fork's size
+/// too: a partition never analyzed has unknown rows unless it is empty, and a drop should
+/// say "0 rows" of an empty one.
+async fn local_sizes(
+    conn: &mut sqlx::PgConnection,
+    oids: &[i64],
+) -> Result<Vec<(String, i64, i64)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT relname::text, pg_total_relation_size(oid), pg_relation_size(oid) \
+           FROM pg_class WHERE oid = ANY($1::int8[]::oid[])",
+    )
+    .bind(oids)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// The plan's notes, with those describing the table's state (gaps, the default

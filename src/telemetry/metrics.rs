@@ -285,11 +285,11 @@ const PER_TABLE: [(&str, &str, Get); 14] = [
 
 const PARTITION_SIZE: (&str, &str) = (
     "partwarden_partition_size_bytes",
-    "Total size of a partition with its indexes and TOAST (pg_total_relation_size).",
+    "Total size of a partition with its indexes and TOAST (pg_total_relation_size; on Citus, summed over its shards).",
 );
 const PARTITION_ROWS: (&str, &str) = (
     "partwarden_partition_rows",
-    "Estimated rows of a partition (pg_class.reltuples; 0 until first analyzed).",
+    "Estimated rows of a partition (pg_class.reltuples; 0 until first analyzed; on Citus, summed over its shards).",
 );
 const VECTOR_SIZE: (&str, &str) = (
     "partwarden_vector_index_size_bytes",

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod browser;
+pub mod citus;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
