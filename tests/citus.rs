@@ -447,6 +447,23 @@ async fn retention_in_every_mode_with_and_without_a_default_partition() {
             .unwrap_or_else(|e| panic!("{case}: no export recorded: {e}\n{out}"));
             assert_eq!(rows, 60, "{case}");
             assert!(manifest.starts_with("file://"), "{manifest}");
+            // And back: distributed and colocated like a new partition, every row, the
+            // parent's RLS on every shard.
+            let run = partwarden_at(
+                &db.owner_url(),
+                Some(&config(mode, with_default, &extra)),
+                &[],
+                &["restore", "--table", "archon_ga4_events", "--partition", &old],
+            );
+            assert_eq!(run.code, 0, "{case}: restore: {}", run.out);
+            assert!(support::partitions(&su).await.contains(&old), "{case}: not attached: {}", run.out);
+            let (colocation, _) = distribution(&su, "archon_ga4_events").await;
+            assert_eq!(distribution(&su, &old).await, (colocation, 4), "{case}");
+            assert_eq!(shard_rows(&su, &old).await, 60, "{case}");
+            assert_eq!(local_heap(&su, &old).await, 0, "{case}: rows left on the coordinator");
+            for (_, shard, r) in on_placements(&su, &old, "SELECT relforcerowsecurity::text FROM pg_class WHERE oid = '%1$s'::regclass").await {
+                assert_eq!(r, "true", "{case}: restored shard {shard}");
+            }
         }
         // Nothing left to do.
         let (code, out) = maintain(&db, &config(mode, with_default, &extra));

@@ -192,7 +192,10 @@ setup_db() {
     pw_psql "$admin" -c "ALTER DATABASE $db SET citus.propagate_set_commands = 'local'" \
         -c "ALTER DATABASE $db SET citus.shard_count = $SHARDS"
     local margs=()
-    [ "$DISTRIBUTE" = migrate ] && margs=(--citus)
+    if [ "$DISTRIBUTE" = migrate ]; then
+        margs=(--citus)
+        "$BIN" migrate --help | grep -q -- '--shard-count' && margs+=(--shard-count "$SHARDS")
+    fi
     DATABASE_URL=$owner "$BIN" --config "$CONFIG" migrate "${margs[@]}" >"$dir/migrate.log" 2>&1 \
         || { cat "$dir/migrate.log" >&2; echo "partwarden migrate ${margs[*]} failed" >&2; exit 1; }
     [ "$variant" != nodefault ] || pw_psql "$owner" -c "DROP TABLE archon_ga4_events_default"
@@ -494,6 +497,7 @@ run_scenario() {
 }
 
 START=$(now)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for s in $SCENARIOS; do
     run_scenario "${s%%:*}" "${s#*:}"
 done
@@ -510,7 +514,8 @@ for s in $SCENARIOS; do dirs+=("$TMP/sc_${s%%:*}_${s#*:}"); done
         "(-R, latency counted from the scheduled start); reader at +${READER_AT} s for ${HOLD} s; maintenance at +${MAINT_AT} s;" \
         "partwarden: lock_timeout $LOCK_TIMEOUT, ddl_attempts $DDL_ATTEMPTS, ddl_backoff $DDL_BACKOFF;" \
         "citus: end_at := $CITUS_END_AT;" \
-        "work: $N_CREATE partition(s) to create, $N_EXPIRE to expire. Bench wall time $(secs "$START" "$(now)") s."
+        "work: $N_CREATE partition(s) to create, $N_EXPIRE to expire. Bench wall time $(secs "$START" "$(now)") s;" \
+        "load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)."
     echo
     python3 bench/citus/report.py "$LOCK_TIMEOUT_MS" "${dirs[@]}"
 } >"$TMP/report.md"

@@ -12,13 +12,26 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
-use super::binary::CopyEncoder;
+use super::binary::{CopyEncoder, RowSetDigest};
 use super::columns::PgKind;
 use super::export::{column_list, copy_out_sql, hex, ExportError, BATCH_ROWS};
 use super::manifest::Manifest;
 use super::store::Store;
 
-/// Loads the rows of `manifest` into `relation` (which has its columns); the row count.
+/// What was loaded: the row count and the [`RowSetDigest`] of the rows sent.
+pub struct Loaded {
+    pub rows: u64,
+    pub row_set: String,
+}
+
+/// What a table's rows read back as: the SHA-256 of the stream and its [`RowSetDigest`].
+pub struct ReadBack {
+    pub sha256: String,
+    pub rows: u64,
+    pub row_set: String,
+}
+
+/// Loads the rows of `manifest` into `relation` (which has its columns).
 /// Fails, naming the object, when an object cannot be read or the rows differ from what
 /// was exported.
 pub async fn load(
@@ -26,10 +39,12 @@ pub async fn load(
     store: &Store,
     manifest: &Manifest,
     relation: &str,
-) -> Result<u64, ExportError> {
+) -> Result<Loaded, ExportError> {
     let kinds: Vec<PgKind> = manifest.columns.iter().map(|c| c.kind).collect();
+    let ncols = kinds.len();
     let mut encoder = CopyEncoder::new(kinds);
     let mut hasher = Sha256::new();
+    let mut row_set = RowSetDigest::new(ncols);
     let mut copy = conn
         .copy_in_raw(&format!(
             "COPY {relation} ({}) FROM STDIN (FORMAT binary)",
@@ -57,12 +72,14 @@ pub async fn load(
             buf.clear();
             encoder.encode(&batch, &mut buf)?;
             hasher.update(&buf);
+            row_set.push(&buf)?;
             copy.send(buf.as_slice()).await?;
         }
     }
     buf.clear();
     encoder.trailer(&mut buf);
     hasher.update(&buf);
+    row_set.push(&buf)?;
     copy.send(buf.as_slice()).await?;
     let rows = copy.finish().await?;
     let sent = hex(&hasher.finalize());
@@ -72,21 +89,29 @@ pub async fn load(
             manifest.directory, manifest.rows, manifest.copy_sha256
         )));
     }
-    Ok(rows)
+    let (_, row_set) = row_set.finish()?;
+    Ok(Loaded { rows, row_set })
 }
 
-/// SHA-256 of `relation`'s rows as `COPY (FORMAT binary)` sends them.
-pub async fn copy_sha256(
+/// `relation`'s rows as `COPY (FORMAT binary)` sends them: SHA-256 and row-set digest.
+pub async fn read_back(
     conn: &mut PgConnection,
     relation: &str,
     manifest: &Manifest,
-) -> Result<String, ExportError> {
+) -> Result<ReadBack, ExportError> {
     let mut hasher = Sha256::new();
+    let mut row_set = RowSetDigest::new(manifest.columns.len());
     let mut stream = conn
         .copy_out_raw(&copy_out_sql(relation, &manifest.columns))
         .await?;
     while let Some(chunk) = stream.try_next().await? {
         hasher.update(&chunk);
+        row_set.push(&chunk)?;
     }
-    Ok(hex(&hasher.finalize()))
+    let (rows, row_set) = row_set.finish()?;
+    Ok(ReadBack {
+        sha256: hex(&hasher.finalize()),
+        rows,
+        row_set,
+    })
 }
