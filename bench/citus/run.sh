@@ -295,13 +295,15 @@ catalog_report() {
     local db=$1 dir=$2 created expired
     created=$(comm -13 <(cut -d'|' -f1 "$dir/children.before" | sort) <(cut -d'|' -f1 "$dir/children.after" | sort) | tr '\n' ' ' | sed 's/ $//')
     expired=$(comm -23 <(cut -d'|' -f1 "$dir/children.before" | sort) <(cut -d'|' -f1 "$dir/children.after" | sort) | tr '\n' ' ' | sed 's/ $//')
-    local c_list="" e_list="" n
+    local c_list="" e_list="" c_parts="" n info
     for n in $created; do
-        c_list+="${c_list:+, }$(pw_psql "$COORD/$db" -At -c "
-            SELECT c.relname || ' (' || (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = c.oid) || ' shards, '
-                   || CASE WHEN c.relrowsecurity AND c.relforcerowsecurity AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)
-                           THEN 'RLS forced' ELSE 'NO RLS' END || ')'
-              FROM pg_class c WHERE c.oid = '$n'::regclass")"
+        info=$(pw_psql "$COORD/$db" -At -F ' ' -c "
+            SELECT (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = c.oid),
+                   CASE WHEN c.relrowsecurity AND c.relforcerowsecurity AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)
+                        THEN 'forced' ELSE 'none' END
+              FROM pg_class c WHERE c.oid = '$n'::regclass")
+        c_list+="${c_list:+, }$n (${info% *} shards, RLS ${info#* })"
+        c_parts+="${c_parts:+ }$n:${info% *}:${info#* }"
     done
     for n in $expired; do e_list+="${e_list:+, }$n"; done
     local orphans cleanup
@@ -312,6 +314,8 @@ catalog_report() {
     {
         echo "created=${c_list:-none}"
         echo "expired=${e_list:-none}"
+        echo "created_parts=$c_parts"
+        echo "expired_parts=$expired"
         echo "created_worker_shards=$(worker_shards "$db" "$created")"
         echo "expired_worker_shards_left=$(worker_shards "$db" "$expired")"
         echo "citus_orphan_metadata=$orphans"
