@@ -14,9 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use partwarden::calendar::Interval;
 use sqlx::PgPool;
-use support::citus::{
-    distributed_partitions, distribution, insert_events, on_placements, CitusDb,
-};
+use support::citus::{distributed_partitions, distribution, insert_events, on_placements, CitusDb};
 use support::cli::partwarden_at;
 
 const SHARDS: u32 = 4;
@@ -98,8 +96,20 @@ async fn migrate_citus_distributes_the_ga4_schema_and_the_sql_api_works_on_the_c
     // Rows already there are carried to the shards.
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
-    insert_events(&su, TENANTS[0], Utc::now() - chrono::Duration::hours(1), 50, false).await;
-    let run = partwarden_at(&owner_url, None, &[], &["migrate", "--citus", "--shard-count", "4"]);
+    insert_events(
+        &su,
+        TENANTS[0],
+        Utc::now() - chrono::Duration::hours(1),
+        50,
+        false,
+    )
+    .await;
+    let run = partwarden_at(
+        &owner_url,
+        None,
+        &[],
+        &["migrate", "--citus", "--shard-count", "4"],
+    );
     assert_eq!(run.code, 0, "{}", run.out);
     assert!(
         run.out.contains("archon_ga4_events: primary key (id, event_timestamp) -> (tenant_id, id, event_timestamp)")
@@ -109,7 +119,10 @@ async fn migrate_citus_distributes_the_ga4_schema_and_the_sql_api_works_on_the_c
     );
     let (events, shards) = distribution(&su, "archon_ga4_events").await;
     assert_eq!(shards, 4);
-    assert_eq!(distribution(&su, "archon_ga4_daily_summaries").await, (events, 4));
+    assert_eq!(
+        distribution(&su, "archon_ga4_daily_summaries").await,
+        (events, 4)
+    );
     for (p, coloc, n, col) in distributed_partitions(&su, "archon_ga4_events").await {
         assert_eq!((coloc, n, col.as_str()), (events, 4, "tenant_id"), "{p}");
     }
@@ -120,9 +133,17 @@ async fn migrate_citus_distributes_the_ga4_schema_and_the_sql_api_works_on_the_c
     .await
     .unwrap();
     assert_eq!(pk, "PRIMARY KEY (tenant_id, id, event_timestamp)");
-    let current = support::partitions(&su).await.into_iter().find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string())).unwrap();
+    let current = support::partitions(&su)
+        .await
+        .into_iter()
+        .find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string()))
+        .unwrap();
     assert_eq!(shard_rows(&su, &current).await, 50);
-    assert_eq!(local_heap(&su, &current).await, 0, "rows left on the coordinator");
+    assert_eq!(
+        local_heap(&su, &current).await,
+        0,
+        "rows left on the coordinator"
+    );
     assert_eq!(counts(&owner).await[0].1, 50);
     // RLS forced again (it was lifted for Citus's copy).
     let forced: Vec<bool> = sqlx::query_scalar(
@@ -137,24 +158,34 @@ async fn migrate_citus_distributes_the_ga4_schema_and_the_sql_api_works_on_the_c
     // Again: nothing to do, said so.
     let run = partwarden_at(&owner_url, None, &[], &["migrate", "--citus"]);
     assert_eq!(run.code, 0, "{}", run.out);
-    assert!(run.out.contains("archon_ga4_events: already distributed by tenant_id"), "{}", run.out);
+    assert!(
+        run.out
+            .contains("archon_ga4_events: already distributed by tenant_id"),
+        "{}",
+        run.out
+    );
 
     // The SQL API on the coordinator: new partitions distributed and colocated, rows
     // moved out of the default partition, statistics from the shards, old ones dropped.
     let far = month_start(6);
     insert_events(&su, TENANTS[1], far + chrono::Duration::days(2), 30, false).await;
-    let made: Vec<(String, String)> = sqlx::query_as(
-        "SELECT partition_name, status FROM ensure_ga4_partitions_exist(6)",
-    )
-    .fetch_all(&owner)
-    .await
-    .unwrap();
+    let made: Vec<(String, String)> =
+        sqlx::query_as("SELECT partition_name, status FROM ensure_ga4_partitions_exist(6)")
+            .fetch_all(&owner)
+            .await
+            .unwrap();
     let last = made.last().unwrap();
-    assert!(last.1.contains("moved 30 rows from the default partition"), "{made:?}");
+    assert!(
+        last.1.contains("moved 30 rows from the default partition"),
+        "{made:?}"
+    );
     assert_eq!(distribution(&su, &last.0).await, (events, 4));
     assert_eq!(shard_rows(&su, &last.0).await, 30);
     assert_eq!(shard_rows(&su, "archon_ga4_events_default").await, 0);
-    sqlx::query("ANALYZE archon_ga4_events").execute(&owner).await.unwrap();
+    sqlx::query("ANALYZE archon_ga4_events")
+        .execute(&owner)
+        .await
+        .unwrap();
     let stats: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
         "SELECT partition_name, row_count, size_bytes FROM get_ga4_partition_stats()",
     )
@@ -169,7 +200,10 @@ async fn migrate_citus_distributes_the_ga4_schema_and_the_sql_api_works_on_the_c
         .fetch_one(&su)
         .await
         .unwrap();
-    assert!(of(&current).2 > local_total, "sizes are the coordinator's: {stats:?}");
+    assert!(
+        of(&current).2 > local_total,
+        "sizes are the coordinator's: {stats:?}"
+    );
     let old = month_start(-30).date_naive();
     let r: String = sqlx::query_scalar("SELECT create_ga4_events_partition($1)")
         .bind(old)
@@ -183,21 +217,24 @@ async fn migrate_citus_distributes_the_ga4_schema_and_the_sql_api_works_on_the_c
             .await
             .unwrap();
     assert_eq!(dropped.len(), 1, "{dropped:?}");
-    let left: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text = $1",
-    )
-    .bind(&dropped[0])
-    .fetch_one(&su)
-    .await
-    .unwrap();
-    assert_eq!(left, 0, "the dropped partition is still in Citus's metadata");
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text = $1")
+            .bind(&dropped[0])
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert_eq!(
+        left, 0,
+        "the dropped partition is still in Citus's metadata"
+    );
 }
 
 #[tokio::test]
 #[ignore = "Citus suite: scripts/test-citus.sh (CITUS_SRC)"]
 async fn migrate_citus_refuses_where_it_cannot_distribute() {
     // No citus extension in the database.
-    let plain = support::citus::url_with(&support::citus::coordinator_admin(), "postgres", "postgres");
+    let plain =
+        support::citus::url_with(&support::citus::coordinator_admin(), "postgres", "postgres");
     let name = format!("pw_citus_none_{}", std::process::id());
     let admin = support::pool(&plain).await;
     sqlx::query(&format!("CREATE DATABASE {name} OWNER partwarden"))
@@ -205,12 +242,17 @@ async fn migrate_citus_refuses_where_it_cannot_distribute() {
         .await
         .unwrap();
     let su = support::pool(&support::citus::url_with(&plain, "postgres", &name)).await;
-    sqlx::query("CREATE EXTENSION vector").execute(&su).await.unwrap();
+    sqlx::query("CREATE EXTENSION vector")
+        .execute(&su)
+        .await
+        .unwrap();
     let url = support::citus::url_with(&plain, "partwarden", &name);
     let run = partwarden_at(&url, None, &[], &["migrate", "--citus"]);
     assert_eq!(run.code, 1, "{}", run.out);
     assert!(
-        run.out.contains(&format!("migrate --citus: the citus extension is not in database \"{name}\"")),
+        run.out.contains(&format!(
+            "migrate --citus: the citus extension is not in database \"{name}\""
+        )),
         "{}",
         run.out
     );
@@ -218,19 +260,36 @@ async fn migrate_citus_refuses_where_it_cannot_distribute() {
     let run = partwarden_at(&url, None, &[], &["migrate", "--shard-count", "4"]);
     assert_eq!(run.code, 2, "{}", run.out);
     assert!(run.out.contains("--citus"), "{}", run.out);
-    let run = partwarden_at(&url, None, &[], &["migrate", "--citus", "--shard-count", "0"]);
+    let run = partwarden_at(
+        &url,
+        None,
+        &[],
+        &["migrate", "--citus", "--shard-count", "0"],
+    );
     assert_eq!(run.code, 2, "{}", run.out);
 
     // On a worker: refused, pointing at the coordinator.
     let db = CitusDb::distributed("citus_on_worker", SHARDS).await;
-    let run = partwarden_at(&db.worker_url(0, "partwarden"), None, &[], &["migrate", "--citus"]);
+    let run = partwarden_at(
+        &db.worker_url(0, "partwarden"),
+        None,
+        &[],
+        &["migrate", "--citus"],
+    );
     assert_eq!(run.code, 1, "{}", run.out);
-    assert!(run.out.contains("is on a Citus worker: run `partwarden migrate --citus` against the coordinator"), "{}", run.out);
+    assert!(
+        run.out.contains(
+            "is on a Citus worker: run `partwarden migrate --citus` against the coordinator"
+        ),
+        "{}",
+        run.out
+    );
 }
 
 #[tokio::test]
 #[ignore = "Citus suite: scripts/test-citus.sh (CITUS_SRC)"]
-async fn premake_distributes_and_colocates_and_moves_rows_out_of_the_default_partition_under_load() {
+async fn premake_distributes_and_colocates_and_moves_rows_out_of_the_default_partition_under_load()
+{
     let db = CitusDb::distributed("citus_premake", SHARDS).await;
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
@@ -239,8 +298,22 @@ async fn premake_distributes_and_colocates_and_moves_rows_out_of_the_default_par
     let future = support::drop_future_partitions(&owner).await;
     // Rows of two of the dropped months wait in the default partition, every tenant.
     for (k, t) in TENANTS.iter().enumerate() {
-        insert_events(&su, t, month_start(2) + chrono::Duration::hours(k as i64), 20, false).await;
-        insert_events(&su, t, month_start(3) + chrono::Duration::hours(k as i64), 10, false).await;
+        insert_events(
+            &su,
+            t,
+            month_start(2) + chrono::Duration::hours(k as i64),
+            20,
+            false,
+        )
+        .await;
+        insert_events(
+            &su,
+            t,
+            month_start(3) + chrono::Duration::hours(k as i64),
+            10,
+            false,
+        )
+        .await;
     }
     assert_eq!(shard_rows(&su, "archon_ga4_events_default").await, 180);
     let before = counts(&owner).await;
@@ -252,7 +325,9 @@ async fn premake_distributes_and_colocates_and_moves_rows_out_of_the_default_par
     let toml = config("drop", true, "");
     let (code, out) = tokio::task::spawn_blocking({
         let toml = toml.clone();
-        let db = CitusDb { name: db.name.clone() };
+        let db = CitusDb {
+            name: db.name.clone(),
+        };
         move || maintain(&db, &toml)
     })
     .await
@@ -260,17 +335,36 @@ async fn premake_distributes_and_colocates_and_moves_rows_out_of_the_default_par
     tokio::time::sleep(Duration::from_millis(300)).await;
     let report = writers.stop().await;
     assert_eq!(code, 0, "{out}");
-    assert!(report.rejected.is_empty(), "inserts failed during maintenance: {:?}", &report.rejected[..report.rejected.len().min(3)]);
+    assert!(
+        report.rejected.is_empty(),
+        "inserts failed during maintenance: {:?}",
+        &report.rejected[..report.rejected.len().min(3)]
+    );
     assert!(!report.acknowledged.is_empty());
-    assert!(out.contains("moved 120 row(s) from the default partition") && out.contains("moved 60 row(s) from the default partition"), "{out}");
+    assert!(
+        out.contains("moved 120 row(s) from the default partition")
+            && out.contains("moved 60 row(s) from the default partition"),
+        "{out}"
+    );
 
     // Every new partition distributed by tenant_id, colocated with the parent, 4 shards;
     // the moved rows on the shards, none left on the coordinator or in the default.
     let parts = distributed_partitions(&su, "archon_ga4_events").await;
     for name in &future {
-        let (_, coloc, n, col) = parts.iter().find(|p| &p.0 == name).unwrap_or_else(|| panic!("{name} not created: {parts:?}"));
-        assert_eq!((*coloc, *n, col.as_str()), (colocation, 4, "tenant_id"), "{name}");
-        assert_eq!(local_heap(&su, name).await, 0, "{name} keeps rows on the coordinator");
+        let (_, coloc, n, col) = parts
+            .iter()
+            .find(|p| &p.0 == name)
+            .unwrap_or_else(|| panic!("{name} not created: {parts:?}"));
+        assert_eq!(
+            (*coloc, *n, col.as_str()),
+            (colocation, 4, "tenant_id"),
+            "{name}"
+        );
+        assert_eq!(
+            local_heap(&su, name).await,
+            0,
+            "{name} keeps rows on the coordinator"
+        );
     }
     assert_eq!(shard_rows(&su, &future[1]).await, 120);
     assert_eq!(shard_rows(&su, &future[2]).await, 60);
@@ -382,7 +476,10 @@ async fn retention_in_every_mode_with_and_without_a_default_partition() {
         let owner = db.owner_pool().await;
         let su = db.superuser_pool().await;
         if !with_default {
-            sqlx::query("DROP TABLE archon_ga4_events_default").execute(&owner).await.unwrap();
+            sqlx::query("DROP TABLE archon_ga4_events_default")
+                .execute(&owner)
+                .await
+                .unwrap();
         }
         let old = expired_partition(&owner, &su).await;
         let extra = if mode == "export" {
@@ -393,7 +490,10 @@ async fn retention_in_every_mode_with_and_without_a_default_partition() {
         let (code, out) = maintain(&db, &config(mode, with_default, &extra));
         assert_eq!(code, 0, "{case}: {out}");
         let attached = support::partitions(&su).await;
-        assert!(!attached.iter().any(|p| p == &old), "{case}: still attached: {out}");
+        assert!(
+            !attached.iter().any(|p| p == &old),
+            "{case}: still attached: {out}"
+        );
         // Nothing unfinished; a detached table stays watched ("retired"), as on PostgreSQL.
         let journal = support::cli::journal(&owner).await;
         let retired = usize::from(mode == "detach" || mode == "archive");
@@ -421,13 +521,23 @@ async fn retention_in_every_mode_with_and_without_a_default_partition() {
                 assert_eq!(in_metadata, 0, "{case}: shards left in Citus's metadata");
             }
             "detach" | "archive" => {
-                let schema = if mode == "detach" { "public" } else { "partwarden_archive" };
+                let schema = if mode == "detach" {
+                    "public"
+                } else {
+                    "partwarden_archive"
+                };
                 assert_eq!(where_now.as_deref(), Some(schema), "{case}");
                 assert_eq!(in_metadata, 1, "{case}: the kept table is not distributed");
                 let kept = format!("{schema}.{old}");
                 assert_eq!(shard_rows(&su, &kept).await, 60, "{case}");
                 // Kept with the parent's RLS on every shard.
-                for (_, shard, r) in on_placements(&su, &kept, "SELECT relforcerowsecurity::text FROM pg_class WHERE oid = '%1$s'::regclass").await {
+                for (_, shard, r) in on_placements(
+                    &su,
+                    &kept,
+                    "SELECT relforcerowsecurity::text FROM pg_class WHERE oid = '%1$s'::regclass",
+                )
+                .await
+                {
                     assert_eq!(r, "true", "{case}: shard {shard}");
                 }
             }
@@ -435,8 +545,14 @@ async fn retention_in_every_mode_with_and_without_a_default_partition() {
         }
         // Without a default partition too: DETACH … CONCURRENTLY, which Citus refuses, is
         // not tried (the run would have failed); the sizes are the shards'.
-        assert!(out.contains("(60 rows") || out.contains("rows, "), "{case}: {out}");
-        assert!(!out.contains("(0 rows"), "{case}: the coordinator's sizes: {out}");
+        assert!(
+            out.contains("(60 rows") || out.contains("rows, "),
+            "{case}: {out}"
+        );
+        assert!(
+            !out.contains("(0 rows"),
+            "{case}: the coordinator's sizes: {out}"
+        );
         if mode == "export" {
             let (rows, manifest): (i64, String) = sqlx::query_as(
                 "SELECT row_count, store_url FROM partwarden_exports WHERE partition_name = $1",
@@ -453,15 +569,35 @@ async fn retention_in_every_mode_with_and_without_a_default_partition() {
                 &db.owner_url(),
                 Some(&config(mode, with_default, &extra)),
                 &[],
-                &["restore", "--table", "archon_ga4_events", "--partition", &old],
+                &[
+                    "restore",
+                    "--table",
+                    "archon_ga4_events",
+                    "--partition",
+                    &old,
+                ],
             );
             assert_eq!(run.code, 0, "{case}: restore: {}", run.out);
-            assert!(support::partitions(&su).await.contains(&old), "{case}: not attached: {}", run.out);
+            assert!(
+                support::partitions(&su).await.contains(&old),
+                "{case}: not attached: {}",
+                run.out
+            );
             let (colocation, _) = distribution(&su, "archon_ga4_events").await;
             assert_eq!(distribution(&su, &old).await, (colocation, 4), "{case}");
             assert_eq!(shard_rows(&su, &old).await, 60, "{case}");
-            assert_eq!(local_heap(&su, &old).await, 0, "{case}: rows left on the coordinator");
-            for (_, shard, r) in on_placements(&su, &old, "SELECT relforcerowsecurity::text FROM pg_class WHERE oid = '%1$s'::regclass").await {
+            assert_eq!(
+                local_heap(&su, &old).await,
+                0,
+                "{case}: rows left on the coordinator"
+            );
+            for (_, shard, r) in on_placements(
+                &su,
+                &old,
+                "SELECT relforcerowsecurity::text FROM pg_class WHERE oid = '%1$s'::regclass",
+            )
+            .await
+            {
                 assert_eq!(r, "true", "{case}: restored shard {shard}");
             }
         }
@@ -474,15 +610,30 @@ async fn retention_in_every_mode_with_and_without_a_default_partition() {
 
 #[tokio::test]
 #[ignore = "Citus suite: scripts/test-citus.sh (CITUS_SRC)"]
-async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_invalid_shard_index_is_rebuilt() {
+async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_invalid_shard_index_is_rebuilt(
+) {
     let db = CitusDb::distributed("citus_indexes", SHARDS).await;
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
-    let current = support::partitions(&su).await.into_iter().find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string())).unwrap();
+    let current = support::partitions(&su)
+        .await
+        .into_iter()
+        .find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string()))
+        .unwrap();
     for t in TENANTS {
-        insert_events(&su, t, month_start(0) + chrono::Duration::hours(1), 400, true).await;
+        insert_events(
+            &su,
+            t,
+            month_start(0) + chrono::Duration::hours(1),
+            400,
+            true,
+        )
+        .await;
     }
-    sqlx::query(&format!("ANALYZE {current}")).execute(&owner).await.unwrap();
+    sqlx::query(&format!("ANALYZE {current}"))
+        .execute(&owner)
+        .await
+        .unwrap();
     let toml = config(
         "drop",
         true,
@@ -490,12 +641,21 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
     );
     let (code, out) = maintain(&db, &toml);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("build ivfflat index") && out.contains("2400 vectors (600 per shard on 4 shards)"), "{out}");
-    let parent_indexes: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE indrelid = 'archon_ga4_events'::regclass")
-        .fetch_one(&su)
-        .await
-        .unwrap();
-    assert_eq!(parent_indexes, 6, "the primary key and the five indexes of the seed");
+    assert!(
+        out.contains("build ivfflat index")
+            && out.contains("2400 vectors (600 per shard on 4 shards)"),
+        "{out}"
+    );
+    let parent_indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'archon_ga4_events'::regclass",
+    )
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(
+        parent_indexes, 6,
+        "the primary key and the five indexes of the seed"
+    );
     let shard_indexes = |rel: String| {
         let su = su.clone();
         async move {
@@ -511,10 +671,17 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
         }
     };
     for (port, shard, r) in shard_indexes(current.clone()).await {
-        assert_eq!(r, "7/7/1", "shard {shard} on {port}: valid/all/valid ivfflat");
+        assert_eq!(
+            r, "7/7/1",
+            "shard {shard} on {port}: valid/all/valid ivfflat"
+        );
     }
     // Every other partition has the parent's six on every shard (no vector index: empty).
-    for p in support::partitions(&su).await.into_iter().filter(|p| p != &current) {
+    for p in support::partitions(&su)
+        .await
+        .into_iter()
+        .filter(|p| p != &current)
+    {
         for (port, shard, r) in shard_indexes(p.clone()).await {
             assert_eq!(r, "6/6/0", "{p}: shard {shard} on {port}");
         }
@@ -544,9 +711,19 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
     .execute(&wsu)
     .await
     .unwrap();
-    assert_eq!(broken.rows_affected(), 1, "{idx}_{shard} not found on the worker");
+    assert_eq!(
+        broken.rows_affected(),
+        1,
+        "{idx}_{shard} not found on the worker"
+    );
     let status = partwarden_at(&db.owner_url(), Some(&toml), &[], &["status"]);
-    assert!(status.out.contains("6/7") || status.out.contains("INVALID") || status.out.contains("invalid"), "{}", status.out);
+    assert!(
+        status.out.contains("6/7")
+            || status.out.contains("INVALID")
+            || status.out.contains("invalid"),
+        "{}",
+        status.out
+    );
     let (code, out) = maintain(&db, &toml);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&idx), "no rebuild of {idx}: {out}");
@@ -597,10 +774,11 @@ async fn rls_is_forced_with_the_parents_policy_on_every_shard_placement() {
     let app = support::pool(&db.url("app_user")).await;
     let a = TENANTS[0];
     let mut tx = support::citus::tenant_tx(&app, a).await;
-    let seen: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id::text FROM archon_ga4_events")
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap();
+    let seen: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT tenant_id::text FROM archon_ga4_events")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(seen, vec![a.to_string()]);
     let p = format!("archon_ga4_events_{}", next.format("%Y_%m"));
@@ -621,12 +799,17 @@ async fn rls_is_forced_with_the_parents_policy_on_every_shard_placement() {
             .fetch_one(&wapp)
             .await
             .unwrap();
-        assert_eq!(none, 0, "{shard_table}: rows visible on the worker without a tenant (of {rows})");
+        assert_eq!(
+            none, 0,
+            "{shard_table}: rows visible on the worker without a tenant (of {rows})"
+        );
         let mut tx = support::citus::tenant_tx(&wapp, a).await;
-        let tenants: Vec<String> = sqlx::query_scalar(&format!("SELECT DISTINCT tenant_id::text FROM {shard_table}"))
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
+        let tenants: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT tenant_id::text FROM {shard_table}"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         assert!(tenants.iter().all(|t| t == a), "{shard_table}: {tenants:?}");
         seen_direct += tenants.len();
@@ -641,11 +824,25 @@ async fn statistics_and_metrics_come_from_the_shards_and_one_daemon_leads() {
     let db = CitusDb::distributed("citus_stats", SHARDS).await;
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
-    let current = support::partitions(&su).await.into_iter().find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string())).unwrap();
+    let current = support::partitions(&su)
+        .await
+        .into_iter()
+        .find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string()))
+        .unwrap();
     for t in TENANTS {
-        insert_events(&su, t, month_start(0) + chrono::Duration::hours(3), 500, false).await;
+        insert_events(
+            &su,
+            t,
+            month_start(0) + chrono::Duration::hours(3),
+            500,
+            false,
+        )
+        .await;
     }
-    sqlx::query(&format!("ANALYZE {current}")).execute(&owner).await.unwrap();
+    sqlx::query(&format!("ANALYZE {current}"))
+        .execute(&owner)
+        .await
+        .unwrap();
     let (local_rows, local_bytes): (f32, i64) = sqlx::query_as(
         "SELECT reltuples, pg_total_relation_size(oid) FROM pg_class WHERE oid = $1::regclass",
     )
@@ -653,7 +850,10 @@ async fn statistics_and_metrics_come_from_the_shards_and_one_daemon_leads() {
     .fetch_one(&su)
     .await
     .unwrap();
-    assert!(local_rows <= 0.0, "the coordinator's shell has rows: {local_rows}");
+    assert!(
+        local_rows <= 0.0,
+        "the coordinator's shell has rows: {local_rows}"
+    );
     let citus_bytes: i64 = sqlx::query_scalar("SELECT citus_total_relation_size($1::regclass)")
         .bind(&current)
         .fetch_one(&su)
@@ -687,7 +887,10 @@ async fn statistics_and_metrics_come_from_the_shards_and_one_daemon_leads() {
     let p = find(&doc).unwrap_or_else(|| panic!("{current} not in status --json: {parts}"));
     assert_eq!(p["row_count"].as_i64(), Some(3000), "{p}");
     assert_eq!(p["size_bytes"].as_i64(), Some(citus_bytes), "{p}");
-    assert!(citus_bytes > local_bytes, "{citus_bytes} vs the coordinator's {local_bytes}");
+    assert!(
+        citus_bytes > local_bytes,
+        "{citus_bytes} vs the coordinator's {local_bytes}"
+    );
 
     // Two daemons against the coordinator: one leads; the metrics are the shards'.
     let env = vec![("DATABASE_URL", db.owner_url())];
@@ -701,13 +904,21 @@ async fn statistics_and_metrics_come_from_the_shards_and_one_daemon_leads() {
         (l.iter().sum::<f64>() == 1.0 && l.iter().all(|v| *v >= 0.0)).then_some(l)
     });
     assert_eq!(leaders.iter().filter(|l| **l == 1.0).count(), 1);
-    let series = format!("partwarden_partition_rows{{table=\"public.archon_ga4_events\",partition=\"{current}\"}}");
+    let series = format!(
+        "partwarden_partition_rows{{table=\"public.archon_ga4_events\",partition=\"{current}\"}}"
+    );
     for d in [&a, &b] {
         d.wait_metric(&series, Duration::from_secs(30), |v| v == 3000.0);
         let m = d.metrics();
         let size = sample(&m, &format!("partwarden_partition_size_bytes{{table=\"public.archon_ga4_events\",partition=\"{current}\"}}"));
         assert_eq!(size, Some(citus_bytes as f64), "{m}");
-        assert_eq!(sample(&m, "partwarden_table_rows{table=\"public.archon_ga4_events\"}"), Some(3000.0));
+        assert_eq!(
+            sample(
+                &m,
+                "partwarden_table_rows{table=\"public.archon_ga4_events\"}"
+            ),
+            Some(3000.0)
+        );
     }
 }
 
@@ -740,22 +951,36 @@ default_partition = false
     let run = partwarden_at(&db.owner_url(), Some(toml), &[], &["maintain"]);
     assert_eq!(run.code, 1, "{}", run.out);
     assert!(
-        run.out.contains("public.local_events is a Citus local or single-shard table")
-            && run.out.contains("partwarden maintains hash-distributed tables"),
+        run.out
+            .contains("public.local_events is a Citus local or single-shard table")
+            && run
+                .out
+                .contains("partwarden maintains hash-distributed tables"),
         "{}",
         run.out
     );
-    let made: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'local_events'::regclass")
-        .fetch_one(&su)
-        .await
-        .unwrap();
+    let made: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'local_events'::regclass",
+    )
+    .fetch_one(&su)
+    .await
+    .unwrap();
     assert_eq!(made, 0, "DDL done anyway");
 
     // Pointed at a worker (metadata synced: the tables are there): refused, naming why.
     support::drop_future_partitions(&owner).await;
-    let run = partwarden_at(&db.worker_url(1, "partwarden"), Some(&config("drop", true, "")), &[], &["maintain"]);
+    let run = partwarden_at(
+        &db.worker_url(1, "partwarden"),
+        Some(&config("drop", true, "")),
+        &[],
+        &["maintain"],
+    );
     assert_eq!(run.code, 1, "{}", run.out);
-    assert!(run.out.contains("this is a Citus worker node") && run.out.contains("coordinator"), "{}", run.out);
+    assert!(
+        run.out.contains("this is a Citus worker node") && run.out.contains("coordinator"),
+        "{}",
+        run.out
+    );
     let parts = support::partitions(&su).await;
     assert_eq!(parts.len(), 2, "DDL done from the worker: {parts:?}");
 }

@@ -127,9 +127,15 @@ async fn detach_and_finish(
     what: &Journaled,
 ) -> Result<String, StepError> {
     let n = &step.names;
-    let mut order = vec![LockRequest::table(n.parent.clone(), LockMode::AccessExclusive)];
+    let mut order = vec![LockRequest::table(
+        n.parent.clone(),
+        LockMode::AccessExclusive,
+    )];
     if let Some(d) = &step.snap.default_partition {
-        order.push(LockRequest::table(n.rel(&d.name), LockMode::AccessExclusive));
+        order.push(LockRequest::table(
+            n.rel(&d.name),
+            LockMode::AccessExclusive,
+        ));
     }
     order.push(LockRequest::table(rel, LockMode::AccessExclusive));
     let mut tx = conn.begin().await?;

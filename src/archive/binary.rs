@@ -203,12 +203,7 @@ impl RowSetDigest {
                 "the stream ended before its end marker".into(),
             ));
         }
-        let hex: String = self
-            .sum
-            .iter()
-            .rev()
-            .map(|l| format!("{l:016x}"))
-            .collect();
+        let hex: String = self.sum.iter().rev().map(|l| format!("{l:016x}")).collect();
         Ok((self.rows, hex))
     }
 }

@@ -51,20 +51,29 @@ pub async fn read(
         table: label.clone(),
         message,
     };
-    let row: Option<(String, String, Option<String>, i32, i64, i64, bool)> = sqlx::query_as(
-        "SELECT p.partmethod::text, p.repmodel::text, column_to_column_name(p.logicalrelid, p.partkey),
-                p.colocationid,
-                (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid),
+    let row: Option<MetadataRow> = sqlx::query_as(
+        "SELECT p.partmethod::text AS method, p.repmodel::text AS repmodel,
+                column_to_column_name(p.logicalrelid, p.partkey) AS column,
+                p.colocationid AS colocation_id,
+                (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shard_count,
                 (SELECT count(DISTINCT pl.groupid) FROM pg_dist_shard s
                    JOIN pg_dist_placement pl ON pl.shardid = s.shardid
-                  WHERE s.logicalrelid = p.logicalrelid),
-                citus_is_coordinator()
+                  WHERE s.logicalrelid = p.logicalrelid) AS nodes,
+                citus_is_coordinator() AS coordinator
            FROM pg_dist_partition p WHERE p.logicalrelid = $1::bigint::oid",
     )
     .bind(snap.oid)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((method, repmodel, column, colocation_id, shard_count, nodes, coordinator)) = row
+    let Some(MetadataRow {
+        method,
+        repmodel,
+        column,
+        colocation_id,
+        shard_count,
+        nodes,
+        coordinator,
+    }) = row
     else {
         return Ok(false);
     };
@@ -105,6 +114,18 @@ pub async fn read(
     });
     overlay_shards(conn, snap, vector_column, statistic_readable).await?;
     Ok(true)
+}
+
+/// The parent's row of `pg_dist_partition`, with its shards and this node's role.
+#[derive(sqlx::FromRow)]
+struct MetadataRow {
+    method: String,
+    repmodel: String,
+    column: Option<String>,
+    colocation_id: i32,
+    shard_count: i64,
+    nodes: i64,
+    coordinator: bool,
 }
 
 /// What one shard of a partition holds, as its node reports it.
@@ -197,11 +218,10 @@ async fn overlay_shards(
                 ),
             });
         }
-        let shards: Vec<ShardStats> =
-            serde_json::from_str(&text).map_err(|e| Error::Catalog {
-                table: snap.label(),
-                message: format!("unexpected answer from Citus node {node}: {e}"),
-            })?;
+        let shards: Vec<ShardStats> = serde_json::from_str(&text).map_err(|e| Error::Catalog {
+            table: snap.label(),
+            message: format!("unexpected answer from Citus node {node}: {e}"),
+        })?;
         for s in shards {
             if seen.insert(s.s) {
                 by_partition.entry(s.n.clone()).or_default().add(&s);
@@ -209,7 +229,11 @@ async fn overlay_shards(
         }
     }
     let mut sized = Vec::new();
-    for p in snap.partitions.iter_mut().chain(snap.default_partition.iter_mut()) {
+    for p in snap
+        .partitions
+        .iter_mut()
+        .chain(snap.default_partition.iter_mut())
+    {
         if let Some(t) = by_partition.get(&p.name) {
             t.apply(p);
             p.column_stats_hidden =
@@ -225,7 +249,11 @@ async fn overlay_shards(
     .fetch_all(&mut *conn)
     .await?;
     let mut pretty = pretty.into_iter();
-    for p in snap.partitions.iter_mut().chain(snap.default_partition.iter_mut()) {
+    for p in snap
+        .partitions
+        .iter_mut()
+        .chain(snap.default_partition.iter_mut())
+    {
         if by_partition.contains_key(&p.name) {
             p.size_pretty = pretty.next().unwrap_or_default();
         }

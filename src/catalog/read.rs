@@ -254,8 +254,13 @@ pub async fn read_tables(
                         // error, as a missing one is.
                         let vector_column = table.vector_index.as_ref().map(|v| v.column.as_str());
                         let distributed = if citus {
-                            match super::citus::read(conn, &mut snap, vector_column, statistic_readable)
-                                .await
+                            match super::citus::read(
+                                conn,
+                                &mut snap,
+                                vector_column,
+                                statistic_readable,
+                            )
+                            .await
                             {
                                 Ok(d) => d,
                                 Err(e) => {

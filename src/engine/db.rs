@@ -58,7 +58,9 @@ pub fn pool(url: &str, s: &SessionSettings) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(s.max_connections.max(1))
         .acquire_timeout(s.connect_timeout)
-        .after_connect(|conn, _meta| Box::pin(async move { session_settings_at_connect(conn).await }))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move { session_settings_at_connect(conn).await })
+        })
         .connect_lazy_with(connect_options(url, s)?))
 }
 

@@ -161,7 +161,9 @@ impl SetupLock {
         let mut conn = PgConnection::connect(&coordinator_admin())
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the Citus coordinator: {e}"));
-        conn.execute("SELECT pg_advisory_lock(7420002)").await.unwrap();
+        conn.execute("SELECT pg_advisory_lock(7420002)")
+            .await
+            .unwrap();
         SetupLock(conn)
     }
 }
@@ -185,7 +187,10 @@ pub async fn on_placements(pool: &PgPool, rel: &str, sql: &str) -> Vec<(i32, i64
 
 /// Every partition of `parent` as Citus has it: (partition, colocation id, shard count,
 /// distribution column), by name.
-pub async fn distributed_partitions(pool: &PgPool, parent: &str) -> Vec<(String, i32, i64, String)> {
+pub async fn distributed_partitions(
+    pool: &PgPool,
+    parent: &str,
+) -> Vec<(String, i32, i64, String)> {
     sqlx::query_as(
         "SELECT c.relname::text, p.colocationid, (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = c.oid),
                 column_to_column_name(p.logicalrelid, p.partkey)
