@@ -716,13 +716,23 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
         1,
         "{idx}_{shard} not found on the worker"
     );
-    let status = partwarden_at(&db.owner_url(), Some(&toml), &[], &["status"]);
-    assert!(
-        status.out.contains("6/7")
-            || status.out.contains("INVALID")
-            || status.out.contains("invalid"),
-        "{}",
-        status.out
+    let status = partwarden_at(&db.owner_url(), Some(&toml), &[], &["status", "--json"]);
+    let doc: serde_json::Value = serde_json::Deserializer::from_str(&status.out)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no JSON document: {}", status.out));
+    let seen = doc["tables"][0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partition_name"] == current.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (seen["indexes_invalid"].as_i64(), seen["indexes_valid"].as_i64()),
+        (Some(1), Some(5)),
+        "the shard's INVALID index is not seen: {seen}"
     );
     let (code, out) = maintain(&db, &toml);
     assert_eq!(code, 0, "{out}");
