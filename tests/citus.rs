@@ -52,6 +52,32 @@ fn maintain(db: &CitusDb, toml: &str) -> (i32, String) {
     (run.code, run.out)
 }
 
+/// The partition of the current month.
+async fn current_partition(su: &PgPool) -> String {
+    let suffix = month_start(0).format("%Y_%m").to_string();
+    support::partitions(su)
+        .await
+        .into_iter()
+        .find(|p| p.ends_with(&suffix))
+        .expect("the current month's partition")
+}
+
+/// The JSON document `status --json` printed, before whatever the log printed after it.
+fn json_document(out: &str) -> serde_json::Value {
+    serde_json::Deserializer::from_str(out)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no JSON document: {out}"))
+}
+
+/// The index (in `PW_TEST_CITUS_WORKER_URLS`) of the worker listening on `port`.
+fn worker_on(db: &CitusDb, port: i32) -> usize {
+    (0..support::citus::worker_admins().len())
+        .find(|i| support::citus::host_port(&db.worker_url(*i, "postgres")).1 as i32 == port)
+        .unwrap_or_else(|| panic!("no worker on port {port}"))
+}
+
 /// Rows per tenant through the coordinator, as the tenant sees them.
 async fn counts(pool: &PgPool) -> Vec<(String, i64)> {
     let mut out = Vec::new();
@@ -133,11 +159,7 @@ async fn migrate_citus_distributes_the_ga4_schema_and_the_sql_api_works_on_the_c
     .await
     .unwrap();
     assert_eq!(pk, "PRIMARY KEY (tenant_id, id, event_timestamp)");
-    let current = support::partitions(&su)
-        .await
-        .into_iter()
-        .find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string()))
-        .unwrap();
+    let current = current_partition(&su).await;
     assert_eq!(shard_rows(&su, &current).await, 50);
     assert_eq!(
         local_heap(&su, &current).await,
@@ -615,11 +637,7 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
     let db = CitusDb::distributed("citus_indexes", SHARDS).await;
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
-    let current = support::partitions(&su)
-        .await
-        .into_iter()
-        .find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string()))
-        .unwrap();
+    let current = current_partition(&su).await;
     for t in TENANTS {
         insert_events(
             &su,
@@ -701,9 +719,7 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
     .fetch_one(&su)
     .await
     .unwrap();
-    let worker = (0..2)
-        .find(|i| support::citus::host_port(&db.worker_url(*i, "postgres")).1 as i32 == port)
-        .unwrap();
+    let worker = worker_on(&db, port);
     let wsu = db.worker_pool(worker, "postgres").await;
     let broken = sqlx::query(&format!(
         "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass('{idx}_{shard}')"
@@ -717,11 +733,7 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
         "{idx}_{shard} not found on the worker"
     );
     let status = partwarden_at(&db.owner_url(), Some(&toml), &[], &["status", "--json"]);
-    let doc: serde_json::Value = serde_json::Deserializer::from_str(&status.out)
-        .into_iter()
-        .next()
-        .and_then(Result::ok)
-        .unwrap_or_else(|| panic!("no JSON document: {}", status.out));
+    let doc: serde_json::Value = json_document(&status.out);
     let seen = doc["tables"][0]["partitions"]
         .as_array()
         .unwrap()
@@ -730,7 +742,10 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
         .unwrap()
         .clone();
     assert_eq!(
-        (seen["indexes_invalid"].as_i64(), seen["indexes_valid"].as_i64()),
+        (
+            seen["indexes_invalid"].as_i64(),
+            seen["indexes_valid"].as_i64()
+        ),
         (Some(1), Some(5)),
         "the shard's INVALID index is not seen: {seen}"
     );
@@ -795,9 +810,7 @@ async fn rls_is_forced_with_the_parents_policy_on_every_shard_placement() {
     let placements = on_placements(&su, &p, "SELECT count(*) FROM %1$s").await;
     let mut seen_direct = 0;
     for (port, shard, rows) in placements {
-        let worker = (0..2)
-            .find(|i| support::citus::host_port(&db.worker_url(*i, "postgres")).1 as i32 == port)
-            .unwrap();
+        let worker = worker_on(&db, port);
         let shard_table = format!("{p}_{shard}");
         let wsu = db.worker_pool(worker, "postgres").await;
         sqlx::query(&format!("GRANT SELECT ON {shard_table} TO app_user"))
@@ -834,11 +847,7 @@ async fn statistics_and_metrics_come_from_the_shards_and_one_daemon_leads() {
     let db = CitusDb::distributed("citus_stats", SHARDS).await;
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
-    let current = support::partitions(&su)
-        .await
-        .into_iter()
-        .find(|p| p.ends_with(&month_start(0).format("%Y_%m").to_string()))
-        .unwrap();
+    let current = current_partition(&su).await;
     for t in TENANTS {
         insert_events(
             &su,
@@ -873,11 +882,7 @@ async fn statistics_and_metrics_come_from_the_shards_and_one_daemon_leads() {
     let st = partwarden_at(&db.owner_url(), None, &[], &["status", "--json"]);
     assert_eq!(st.code, 0, "{}", st.out);
     // The document, then whatever the log printed after it.
-    let doc: serde_json::Value = serde_json::Deserializer::from_str(&st.out)
-        .into_iter()
-        .next()
-        .and_then(Result::ok)
-        .unwrap_or_else(|| panic!("no JSON document: {}", st.out));
+    let doc: serde_json::Value = json_document(&st.out);
     let parts = doc.to_string();
     let find = |v: &serde_json::Value| -> Option<serde_json::Value> {
         fn walk(v: &serde_json::Value, name: &str) -> Option<serde_json::Value> {

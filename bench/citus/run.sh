@@ -128,10 +128,12 @@ keep_logs() {
     cp -r "$TMP"/sc_* "$TMP"/*.toml "$TMP"/*.sql "$TMP"/report.md "$BENCH_KEEP_LOGS"/ 2>/dev/null
 }
 # bench/online's cleanup, after the background processes and the three nodes are stopped
-# (its pw_pg_stop knows one node only).
+# (its pw_pg_stop knows one node only). Without errexit: a failing step must not cut the
+# cleanup short, and bo_cleanup exits with the script's code.
 cleanup() {
     local rc=$? p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    set +e
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     pw_citus_stop
     (exit "$rc")
     bo_cleanup

@@ -42,9 +42,7 @@ pub struct CopyDecoder {
     kinds: Vec<PgKind>,
     schema: SchemaRef,
     builders: Vec<ColumnBuilder>,
-    pending: Vec<u8>,
-    header_done: bool,
-    ended: bool,
+    tuples: Tuples,
     buffered: usize,
 }
 
@@ -55,9 +53,7 @@ impl CopyDecoder {
             kinds,
             schema,
             builders,
-            pending: Vec::new(),
-            header_done: false,
-            ended: false,
+            tuples: Tuples::default(),
             buffered: 0,
         }
     }
@@ -69,41 +65,18 @@ impl CopyDecoder {
 
     /// Whether the end-of-data marker was read.
     pub fn ended(&self) -> bool {
-        self.ended
+        self.tuples.ended
     }
 
     /// Decodes every complete tuple of what has arrived; an incomplete tail waits for the
     /// next chunk.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), BinaryError> {
-        self.pending.extend_from_slice(chunk);
-        let mut pos = 0;
-        if !self.header_done {
-            match header_len(&self.pending)? {
-                Some(n) => {
-                    pos = n;
-                    self.header_done = true;
-                }
-                None => return Ok(()),
-            }
-        }
-        while !self.ended {
-            let Some(len) = tuple_len(&self.pending[pos..], self.kinds.len())? else {
-                break;
-            };
-            let tuple = &self.pending[pos..pos + len];
-            if len == 2 {
-                self.ended = true;
-            } else {
-                decode_tuple(tuple, &self.kinds, &mut self.builders, &self.schema)?;
-                self.buffered += 1;
-            }
-            pos += len;
-        }
-        if self.ended && pos < self.pending.len() {
-            return Err(BinaryError::Malformed("data after the end marker".into()));
-        }
-        self.pending.drain(..pos);
-        Ok(())
+        let ncols = self.kinds.len();
+        self.tuples.feed(chunk, ncols, |tuple| {
+            decode_tuple(tuple, &self.kinds, &mut self.builders, &self.schema)?;
+            self.buffered += 1;
+            Ok(())
+        })
     }
 
     /// The rows decoded so far as one batch (empty when there are none).
@@ -119,6 +92,57 @@ impl CopyDecoder {
 
     /// Checks that the stream ended where it should.
     pub fn finish(&self) -> Result<(), BinaryError> {
+        self.tuples.finish()
+    }
+}
+
+/// Splits a binary COPY stream, fed in chunks of any size, into its tuples: the header
+/// skipped, an incomplete tail kept for the next chunk, nothing allowed after the end marker.
+#[derive(Default)]
+struct Tuples {
+    pending: Vec<u8>,
+    header_done: bool,
+    ended: bool,
+}
+
+impl Tuples {
+    /// Calls `each` with every complete tuple of what has arrived.
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        ncols: usize,
+        mut each: impl FnMut(&[u8]) -> Result<(), BinaryError>,
+    ) -> Result<(), BinaryError> {
+        self.pending.extend_from_slice(chunk);
+        let mut pos = 0;
+        if !self.header_done {
+            match header_len(&self.pending)? {
+                Some(n) => {
+                    pos = n;
+                    self.header_done = true;
+                }
+                None => return Ok(()),
+            }
+        }
+        while !self.ended {
+            let Some(len) = tuple_len(&self.pending[pos..], ncols)? else {
+                break;
+            };
+            if len == 2 {
+                self.ended = true;
+            } else {
+                each(&self.pending[pos..pos + len])?;
+            }
+            pos += len;
+        }
+        if self.ended && pos < self.pending.len() {
+            return Err(BinaryError::Malformed("data after the end marker".into()));
+        }
+        self.pending.drain(..pos);
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), BinaryError> {
         if !self.ended || !self.pending.is_empty() {
             return Err(BinaryError::Malformed(
                 "the stream ended before its end marker".into(),
@@ -135,9 +159,7 @@ impl CopyDecoder {
 /// them. Fed chunks of any size.
 pub struct RowSetDigest {
     ncols: usize,
-    pending: Vec<u8>,
-    header_done: bool,
-    ended: bool,
+    tuples: Tuples,
     rows: u64,
     /// The sum, as four 64-bit limbs, least significant first.
     sum: [u64; 4],
@@ -147,9 +169,7 @@ impl RowSetDigest {
     pub fn new(ncols: usize) -> RowSetDigest {
         RowSetDigest {
             ncols,
-            pending: Vec::new(),
-            header_done: false,
-            ended: false,
+            tuples: Tuples::default(),
             rows: 0,
             sum: [0; 4],
         }
@@ -157,54 +177,31 @@ impl RowSetDigest {
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), BinaryError> {
         use sha2::{Digest, Sha256};
-        self.pending.extend_from_slice(chunk);
-        let mut pos = 0;
-        if !self.header_done {
-            match header_len(&self.pending)? {
-                Some(n) => {
-                    pos = n;
-                    self.header_done = true;
-                }
-                None => return Ok(()),
-            }
-        }
-        while !self.ended {
-            let Some(len) = tuple_len(&self.pending[pos..], self.ncols)? else {
-                break;
-            };
-            if len == 2 {
-                self.ended = true;
-            } else {
-                let h = Sha256::digest(&self.pending[pos..pos + len]);
-                self.add(&h);
-                self.rows += 1;
-            }
-            pos += len;
-        }
-        self.pending.drain(..pos);
-        Ok(())
-    }
-
-    fn add(&mut self, h: &[u8]) {
-        let mut carry = 0u128;
-        for (i, limb) in self.sum.iter_mut().enumerate() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&h[i * 8..i * 8 + 8]);
-            let v = *limb as u128 + u64::from_le_bytes(word) as u128 + carry;
-            *limb = v as u64;
-            carry = v >> 64;
-        }
+        let (sum, rows) = (&mut self.sum, &mut self.rows);
+        self.tuples.feed(chunk, self.ncols, |tuple| {
+            add(sum, &Sha256::digest(tuple));
+            *rows += 1;
+            Ok(())
+        })
     }
 
     /// (rows, digest as hex) once the end marker has arrived.
     pub fn finish(&self) -> Result<(u64, String), BinaryError> {
-        if !self.ended || !self.pending.is_empty() {
-            return Err(BinaryError::Malformed(
-                "the stream ended before its end marker".into(),
-            ));
-        }
+        self.tuples.finish()?;
         let hex: String = self.sum.iter().rev().map(|l| format!("{l:016x}")).collect();
         Ok((self.rows, hex))
+    }
+}
+
+/// `sum += h` modulo 2^256, `sum` as four 64-bit limbs, least significant first.
+fn add(sum: &mut [u64; 4], h: &[u8]) {
+    let mut carry = 0u128;
+    for (i, limb) in sum.iter_mut().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&h[i * 8..i * 8 + 8]);
+        let v = *limb as u128 + u64::from_le_bytes(word) as u128 + carry;
+        *limb = v as u64;
+        carry = v >> 64;
     }
 }
 
