@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/online's lock scenario on a Citus cluster: what one maintenance run does to an
-# application insert load sent through the Citus coordinator. Draft write-up:
-# bench/citus/RESULT-draft.md.
+# application insert load sent through the Citus coordinator. What it measures and the
+# results: bench/README.md, "citus/".
 #
 # It builds Citus from CITUS_SRC into a copy of the embedded PostgreSQL install (cached
 # under target/, scripts/citus.sh), starts its own coordinator and two workers on free
@@ -43,7 +43,8 @@
 # (set on the database), which Citus forwards to the workers.
 #
 # Knobs (environment):
-#   BENCH_BIN            partwarden binary (default /tmp/pw-bench-bin/partwarden)
+#   BENCH_BIN            a partwarden binary (default: `cargo build`, target/debug/partwarden;
+#                        the DDL time is PostgreSQL's, so a debug build is fine)
 #   CITUS_SRC            Citus source, tarball or directory (default
 #                        ../shared/vendor/citus-15.0devel-a3d5708.tar.gz next to the repository)
 #   BENCH_SCENARIOS      default "none:month partwarden:none partwarden:month nodefault:none
@@ -88,7 +89,13 @@ WORK=${BENCH_WORK:-one}
 END_AT=${BENCH_CITUS_END_AT:-aligned}
 DISTRIBUTE=${BENCH_DISTRIBUTE:-auto}
 CITUS_SRC=${CITUS_SRC:-$REPO/../shared/vendor/citus-15.0devel-a3d5708.tar.gz}
-BIN=${BENCH_BIN:-/tmp/pw-bench-bin/partwarden}
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN
+else
+    echo "== building partwarden (cargo build)"
+    cargo build --quiet
+    BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/partwarden
+fi
 case $WORK in
     full) N_CREATE=3; N_EXPIRE=12 ;;
     one) N_CREATE=1; N_EXPIRE=1 ;;
