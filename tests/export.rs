@@ -94,11 +94,13 @@ async fn fingerprint(su: &PgPool, relation: &str) -> (i64, String) {
     .unwrap()
 }
 
-/// Per tenant: rows, sum of ids, sum of embedding[1] (rounded), rows with NULL page_path.
+/// Per tenant: rows, sum of ids, sum of embedding[1] (each element widened to float8 first:
+/// PostgreSQL sums a `real` in single precision, whose result depends on the order of the
+/// rows, and DuckDB sums in double; rounded), rows with NULL page_path.
 async fn aggregates(su: &PgPool, relation: &str) -> String {
     let rows: Vec<(String, i64, i64, f64, i64)> = sqlx::query_as(&format!(
         "SELECT tenant_id::text, count(*), sum(id)::bigint,
-                round(sum((embedding_768::real[])[1])::numeric, 3)::float8,
+                round(sum(((embedding_768::real[])[1])::float8)::numeric, 3)::float8,
                 count(*) FILTER (WHERE page_path IS NULL)
            FROM {relation} GROUP BY 1 ORDER BY 1"
     ))
@@ -118,7 +120,7 @@ fn duckdb_aggregates(glob: &str) -> String {
 import sys, duckdb
 rows = duckdb.sql(f"""
   SELECT tenant_id::varchar, count(*), sum(id)::bigint,
-         round(sum(embedding_768[1])::decimal(18,6), 3)::double,
+         round(sum(embedding_768[1]::double)::decimal(18,6), 3)::double,
          count(*) FILTER (WHERE page_path IS NULL)
     FROM read_parquet('{sys.argv[1]}') GROUP BY 1 ORDER BY 1""").fetchall()
 for t, n, s, e, nulls in rows:
@@ -734,11 +736,19 @@ async fn no_row_is_lost_across_50_seeded_kills_during_export() {
     let cfg = export_config(&format!("file://{}", dir.path().display()), "")
         .replace("premake = 1\n", "premake = 1\nmax_expire_per_run = 2\n");
     let mut killed_during_export = 0;
+    // An export of 150 rows takes a few milliseconds on a fast machine: pauses at the
+    // export's own fault points (after the objects, after the manifest, before the drop
+    // commits) keep its window wide enough for the seeded kills to land in, whatever the
+    // machine's speed. The kills stay at random moments of the whole run.
+    let pauses = [(
+        "FAILPOINTS",
+        "export_before_manifest=return(60);export_after_manifest=return(60);export_before_drop=return(60)",
+    )];
     for i in 0..50 {
         let mut child = support::cli::spawn(
             &db,
             Some(&cfg),
-            &[],
+            &pauses,
             &["maintain", "--table", "archon_ga4_events"],
         );
         tokio::time::sleep(Duration::from_millis(rng.gen_range(30..450))).await;
