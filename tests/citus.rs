@@ -999,3 +999,66 @@ default_partition = false
     let parts = support::partitions(&su).await;
     assert_eq!(parts.len(), 2, "DDL done from the worker: {parts:?}");
 }
+
+#[tokio::test]
+#[ignore = "Citus suite: scripts/test-citus.sh (CITUS_SRC)"]
+async fn backfill_counts_the_default_partition_on_the_shards_and_moves_its_past_months_out() {
+    let db = CitusDb::distributed("citus_backfill", SHARDS).await;
+    let su = db.superuser_pool().await;
+    // Rows of two past months with no partition wait in the default partition.
+    for (k, t) in TENANTS.iter().enumerate() {
+        insert_events(
+            &su,
+            t,
+            month_start(-2) + chrono::Duration::hours(k as i64),
+            7,
+            false,
+        )
+        .await;
+        insert_events(
+            &su,
+            t,
+            month_start(-4) + chrono::Duration::hours(k as i64),
+            3,
+            false,
+        )
+        .await;
+    }
+    let toml = config("drop", true, "");
+    let dry = partwarden_at(
+        &db.owner_url(),
+        Some(&toml),
+        &[],
+        &["maintain", "--backfill", "--dry-run"],
+    );
+    assert_eq!(dry.code, 0, "{}", dry.out);
+    assert!(
+        dry.out.contains("--backfill: 42 row(s)") && dry.out.contains("--backfill: 18 row(s)"),
+        "the census counts the rows on the shards: {}",
+        dry.out
+    );
+    let run = partwarden_at(
+        &db.owner_url(),
+        Some(&toml),
+        &[],
+        &["maintain", "--backfill"],
+    );
+    assert_eq!(run.code, 0, "{}", run.out);
+    let (colocation, _) = distribution(&su, "archon_ga4_events").await;
+    for (months, rows) in [(-2, 42), (-4, 18)] {
+        let name = format!("archon_ga4_events_{}", month_start(months).format("%Y_%m"));
+        assert_eq!(
+            distribution(&su, &name).await,
+            (colocation, 4),
+            "{name}: {}",
+            run.out
+        );
+        assert_eq!(shard_rows(&su, &name).await, rows, "{name}");
+        assert_eq!(
+            local_heap(&su, &name).await,
+            0,
+            "{name}: rows on the coordinator"
+        );
+    }
+    assert_eq!(shard_rows(&su, "archon_ga4_events_default").await, 0);
+}
