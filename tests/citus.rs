@@ -62,6 +62,27 @@ async fn current_partition(su: &PgPool) -> String {
         .expect("the current month's partition")
 }
 
+/// `rows` events of every tenant in the current month's partition (with embeddings when
+/// `vectors`), analyzed through the coordinator (Citus analyzes every shard); its name.
+async fn fill_current_month(owner: &PgPool, su: &PgPool, rows: i32, vectors: bool) -> String {
+    let current = current_partition(su).await;
+    for t in TENANTS {
+        insert_events(
+            su,
+            t,
+            month_start(0) + chrono::Duration::hours(1),
+            rows,
+            vectors,
+        )
+        .await;
+    }
+    sqlx::query(&format!("ANALYZE {current}"))
+        .execute(owner)
+        .await
+        .unwrap();
+    current
+}
+
 /// The JSON document `status --json` printed, before whatever the log printed after it.
 fn json_document(out: &str) -> serde_json::Value {
     serde_json::Deserializer::from_str(out)
@@ -637,21 +658,7 @@ async fn parent_indexes_and_the_ivfflat_index_are_valid_on_every_shard_and_an_in
     let db = CitusDb::distributed("citus_indexes", SHARDS).await;
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
-    let current = current_partition(&su).await;
-    for t in TENANTS {
-        insert_events(
-            &su,
-            t,
-            month_start(0) + chrono::Duration::hours(1),
-            400,
-            true,
-        )
-        .await;
-    }
-    sqlx::query(&format!("ANALYZE {current}"))
-        .execute(&owner)
-        .await
-        .unwrap();
+    let current = fill_current_month(&owner, &su, 400, true).await;
     let toml = config(
         "drop",
         true,
@@ -847,21 +854,7 @@ async fn statistics_and_metrics_come_from_the_shards_and_one_daemon_leads() {
     let db = CitusDb::distributed("citus_stats", SHARDS).await;
     let owner = db.owner_pool().await;
     let su = db.superuser_pool().await;
-    let current = current_partition(&su).await;
-    for t in TENANTS {
-        insert_events(
-            &su,
-            t,
-            month_start(0) + chrono::Duration::hours(3),
-            500,
-            false,
-        )
-        .await;
-    }
-    sqlx::query(&format!("ANALYZE {current}"))
-        .execute(&owner)
-        .await
-        .unwrap();
+    let current = fill_current_month(&owner, &su, 500, false).await;
     let (local_rows, local_bytes): (f32, i64) = sqlx::query_as(
         "SELECT reltuples, pg_total_relation_size(oid) FROM pg_class WHERE oid = $1::regclass",
     )
