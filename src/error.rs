@@ -33,8 +33,8 @@ pub enum Error {
     },
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// `migrate --citus` cannot distribute the schema here: why, and what to do.
-    #[error("migrate --citus: {0}")]
+    /// `migrate` cannot make or distribute the schema on this Citus node: why, and what to do.
+    #[error("citus: {0}")]
     Citus(String),
     /// The database is not shaped the way the configuration says (not partitioned, wrong
     /// partition key, missing table…).

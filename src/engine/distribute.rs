@@ -51,19 +51,13 @@ pub async fn check_cluster(pool: &PgPool) -> Result<(), Error> {
              `partwarden migrate --citus` again"
         )));
     }
-    let (coordinator, workers): (bool, i64) = sqlx::query_as(
-        "SELECT citus_is_coordinator(),
-                (SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND shouldhaveshards)",
+    refuse_worker(pool).await?;
+    let workers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND shouldhaveshards",
     )
     .fetch_one(&mut *conn)
     .await
     .map_err(Error::Database)?;
-    if !coordinator {
-        return Err(Error::Citus(format!(
-            "database \"{database}\" here is on a Citus worker: run `partwarden migrate --citus` \
-             against the coordinator"
-        )));
-    }
     if workers == 0 {
         return Err(Error::Citus(
             "no Citus node may hold shards (pg_dist_node has no active primary with \
@@ -72,6 +66,31 @@ pub async fn check_cluster(pool: &PgPool) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Refuses a Citus worker: the schema is made on the coordinator, which carries it to the
+/// workers (a migration run on a worker fails with Citus's "operation is not allowed on
+/// this node"). Nothing to refuse where Citus is not installed.
+pub async fn refuse_worker(pool: &PgPool) -> Result<(), Error> {
+    let mut conn = pool.acquire().await.map_err(Error::Database)?;
+    if !crate::catalog::citus::installed(&mut conn)
+        .await
+        .map_err(Error::Database)?
+    {
+        return Ok(());
+    }
+    let (coordinator, database): (bool, String) =
+        sqlx::query_as("SELECT citus_is_coordinator(), current_database()::text")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::Database)?;
+    if coordinator {
+        return Ok(());
+    }
+    Err(Error::Citus(format!(
+        "database \"{database}\" here is on a Citus worker: run `partwarden migrate` \
+         (and `migrate --citus`) against the coordinator, which carries the schema to the workers"
+    )))
 }
 
 /// Distributes the GA4 tables; what was done, one line a table.

@@ -15,6 +15,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Applies the migrations not yet applied. Returns the versions that were applied now.
 pub async fn run(pool: &PgPool) -> Result<Vec<i64>, Error> {
+    super::distribute::refuse_worker(pool).await?;
     let before: Vec<i64> = applied_versions(pool).await.unwrap_or_default();
     if let Err(e) = MIGRATOR.run(pool).await {
         return Err(explain(pool, e).await);
