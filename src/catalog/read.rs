@@ -30,6 +30,9 @@ struct RawTable {
     default_oid: Option<i64>,
     in_recovery: bool,
     statistic_readable: bool,
+    /// The database has Citus: the snapshot then asks it whether the table is distributed.
+    #[serde(default)]
+    citus_installed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +122,7 @@ SELECT p.ord, CASE WHEN p.oid IS NOT NULL THEN json_build_object(
     'default_oid', nullif(pt.partdefid, 0)::int8,
     'in_recovery', pg_is_in_recovery(),
     'statistic_readable', has_table_privilege('pg_catalog.pg_statistic', 'SELECT'),
+    'citus_installed', to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL,
     'partitions', (SELECT json_agg(json_build_object(
                     'oid', c.oid::int8,
                     'schema', n.nspname::text,
@@ -241,13 +245,12 @@ pub async fn read_tables(
     conn.shrink_buffers();
     let labels: Vec<String> = tables.iter().map(|t| t.label()).collect();
     let mut journals = read_journals(conn, &labels).await?;
-    let citus = super::citus::installed(conn).await?;
     let mut out = Vec::with_capacity(tables.len());
     for (table, raw) in tables.iter().zip(raws) {
         let snap = match raw {
             Ok(None) => Err(missing_table(conn, table).await?),
             Ok(Some(raw)) => {
-                let statistic_readable = raw.statistic_readable;
+                let (statistic_readable, citus) = (raw.statistic_readable, raw.citus_installed);
                 match into_snapshot(table, raw) {
                     Ok(mut snap) => {
                         // A table partwarden does not maintain on Citus is that table's

@@ -51,7 +51,7 @@ pub async fn check_cluster(pool: &PgPool) -> Result<(), Error> {
              `partwarden migrate --citus` again"
         )));
     }
-    refuse_worker(pool).await?;
+    worker_refusal(&mut conn, &database).await?;
     let workers: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND shouldhaveshards",
     )
@@ -79,11 +79,19 @@ pub async fn refuse_worker(pool: &PgPool) -> Result<(), Error> {
     {
         return Ok(());
     }
-    let (coordinator, database): (bool, String) =
-        sqlx::query_as("SELECT citus_is_coordinator(), current_database()::text")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::Database)?;
+    let database: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(Error::Database)?;
+    worker_refusal(&mut conn, &database).await
+}
+
+/// The refusal of [`refuse_worker`], on a connection to a database that has Citus.
+async fn worker_refusal(conn: &mut sqlx::PgConnection, database: &str) -> Result<(), Error> {
+    let coordinator: bool = sqlx::query_scalar("SELECT citus_is_coordinator()")
+        .fetch_one(conn)
+        .await
+        .map_err(Error::Database)?;
     if coordinator {
         return Ok(());
     }
