@@ -89,13 +89,7 @@ WORK=${BENCH_WORK:-one}
 END_AT=${BENCH_CITUS_END_AT:-aligned}
 DISTRIBUTE=${BENCH_DISTRIBUTE:-auto}
 CITUS_SRC=${CITUS_SRC:-$REPO/../shared/vendor/citus-15.0devel-a3d5708.tar.gz}
-if [ -n "${BENCH_BIN:-}" ]; then
-    BIN=$BENCH_BIN
-else
-    echo "== building partwarden (cargo build)"
-    cargo build --quiet
-    BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/partwarden
-fi
+bo_partwarden_bin
 case $WORK in
     full) N_CREATE=3; N_EXPIRE=12 ;;
     one) N_CREATE=1; N_EXPIRE=1 ;;
@@ -103,8 +97,6 @@ case $WORK in
 esac
 case $END_AT in aligned | now) ;; *) echo "BENCH_CITUS_END_AT must be aligned or now" >&2; exit 2 ;; esac
 case $DISTRIBUTE in auto | sql | migrate) ;; *) echo "BENCH_DISTRIBUTE must be auto, sql or migrate" >&2; exit 2 ;; esac
-[ -x "$BIN" ] || { echo "BENCH_BIN=$BIN is not an executable partwarden binary" >&2; exit 2; }
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 CLIENTS=4
 THREADS=2
 # 8 tenants, ...000010 to ...000017: with 4 shards, two on each shard.

@@ -13,6 +13,20 @@
 # Sourced after scripts/pg.sh (PW_PG_BIN, pw_psql). Background processes are added to the
 # caller's array BG_PIDS, so its cleanup can end them.
 
+# bo_partwarden_bin: BIN, the partwarden binary a bench runs: BENCH_BIN as an absolute
+# path, or a debug build made now (the DDL's time is PostgreSQL's: debug is fine for locks).
+bo_partwarden_bin() {
+    if [ -n "${BENCH_BIN:-}" ]; then
+        BIN=$BENCH_BIN
+    else
+        echo "== building partwarden (cargo build)"
+        cargo build --quiet
+        BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/partwarden
+    fi
+    [ -x "$BIN" ] || { echo "BENCH_BIN=$BIN is not an executable partwarden binary" >&2; exit 2; }
+    BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+}
+
 # bo_cleanup: the EXIT trap of both scripts. Ends BG_PIDS, stops the cluster, runs the
 # caller's keep_logs when BENCH_KEEP_LOGS is set, removes TMP, exits with the script's code.
 bo_cleanup() {

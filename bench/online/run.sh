@@ -76,13 +76,7 @@ esac
 case " $SCENARIOS " in
     *" old:"*) [ -x "${BENCH_OLD_BIN:-}" ] || { echo "the old method needs BENCH_OLD_BIN (a partwarden binary)" >&2; exit 2; } ;;
 esac
-if [ -n "${BENCH_BIN:-}" ]; then
-    BIN=$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")
-else
-    log "building partwarden (cargo build)"
-    cargo build --quiet
-    BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/partwarden
-fi
+bo_partwarden_bin
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/partwarden-bench.XXXXXX")
 chmod 0755 "$TMP"
